@@ -1,0 +1,1 @@
+"""Connectors: one module per source kind; importing this package registers them all."""
