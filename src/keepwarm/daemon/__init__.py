@@ -1,1 +1,1 @@
-"""daemon"""
+"""The daemon: ingest batches, keep the projection current, and (later) the service loop."""

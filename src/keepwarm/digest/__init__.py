@@ -1,1 +1,1 @@
-"""digest"""
+"""The weekly digest: compose (pure), render (templates), send (SMTP + outbox)."""

@@ -101,3 +101,15 @@ class Assessment:
             and self.next_meeting is None
             and self.reaching_out_since is None
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Circle:
+    """A group (organisation from the email domain, or a config tag) going quiet at once."""
+
+    name: str  # "example.com" or a tag
+    kind: str  # "organisation" | "tag"
+    members: tuple[str, ...]  # contact keys of the two-way members
+    cold: tuple[str, ...]  # the members now cooling or cold
+    share: float  # len(cold) / len(members)
+    since: datetime  # when the group went quiet (the median last touch of the cold members)

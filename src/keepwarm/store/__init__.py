@@ -1,1 +1,1 @@
-"""store"""
+"""The store: the only module that talks to the database (SQLAlchemy, Alembic)."""
