@@ -1,0 +1,81 @@
+"""The command group and the per-invocation context: config, store, clock."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import click
+
+from keepwarm import log
+from keepwarm.config.load import find_path, load
+from keepwarm.config.schema import Config
+from keepwarm.errors import UserError
+from keepwarm.store import Store
+
+
+@dataclass
+class App:
+    """Lazily loaded config and store, shared by the commands of one invocation."""
+
+    config_path: str | None
+    _config: Config | None = None
+    _store: Store | None = None
+    now: datetime = field(default_factory=lambda: _now_from_env() or datetime.now(UTC))
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load(find_path(self.config_path))
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.config.store.url or Store.default_url())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _now_from_env() -> datetime | None:
+    """KEEPWARM_NOW pins the clock (ISO 8601) for reproducible runs and tests."""
+    raw = os.environ.get("KEEPWARM_NOW")
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise UserError(f"KEEPWARM_NOW: not an ISO 8601 date-time: {raw!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+pass_app = click.make_pass_decorator(App)
+FORMATS = click.Choice(["text", "json"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file (else $KEEPWARM_CONFIG, the XDG config path, /etc/keepwarm/keepwarm.toml).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="Override daemon.log_level for this run.",
+)
+@click.version_option(package_name="keepwarm")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
+    """keepwarm: notice the relationships you are letting go cold, before they are gone."""
+    log.configure(log_level or os.environ.get("KEEPWARM_LOG_LEVEL", "warning"))
+    app = App(config_path)
+    ctx.obj = app
+    ctx.call_on_close(app.close)

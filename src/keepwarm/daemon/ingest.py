@@ -1,0 +1,135 @@
+"""Poll one account: connector batches -> detection -> one store transaction per batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from keepwarm.config.schema import AccountConfig, Config
+from keepwarm.connectors.base import ConnectorContext, create
+from keepwarm.detect.touchpoints import Detector
+from keepwarm.errors import AuthError, ConnectorError, CursorExpired, MalformedInput, TransientError
+from keepwarm.model import MessageMeta, Skip, Touchpoint
+from keepwarm.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """What one poll of one account did."""
+
+    account: str
+    new: list[Touchpoint] = field(default_factory=list)
+    items: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)
+    error_kind: str | None = None  # "auth" | "transient" | "error"
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+
+def sync_account(
+    store: Store,
+    config: Config,
+    account: AccountConfig,
+    context: ConnectorContext,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SyncResult:
+    """Poll `account` once to the end; errors stop this account only and are recorded."""
+    result = SyncResult(account.name)
+    with structlog.contextvars.bound_contextvars(account=account.name):
+        store.mark_attempt(account.name, now())
+        try:
+            try:
+                _poll(store, config, account, context, store.cursor(account.name), result, now)
+            except CursorExpired as exc:
+                # The source forgot our place: read everything again; natural keys drop repeats.
+                log.warning("cursor expired, resyncing from the start", reason=str(exc))
+                store.reset_cursor(account.name)
+                _poll(store, config, account, context, None, result, now)
+        except AuthError as exc:
+            _fail(store, result, "auth", str(exc), exc.fix, now())
+        except TransientError as exc:
+            _fail(store, result, "transient", str(exc), "keepwarm retries on its own", now())
+        except CursorExpired as exc:
+            _fail(store, result, "error", f"cursor expired again: {exc}", "", now())
+        except ConnectorError as exc:
+            _fail(store, result, "error", str(exc), "check the account's config", now())
+    return result
+
+
+def _poll(
+    store: Store,
+    config: Config,
+    account: AccountConfig,
+    context: ConnectorContext,
+    cursor: str | None,
+    result: SyncResult,
+    now: Callable[[], datetime],
+) -> None:
+    identities = store.identities()
+    detector = Detector(config, account, identities)
+    connector = create(account, context)
+    try:
+        for batch in connector.poll(cursor):
+            if batch.identities - identities:
+                identities = identities | batch.identities
+                detector = Detector(config, account, identities)
+            at = now()
+            stored: list[Touchpoint] = []
+            planned: list[Touchpoint] = []
+            skipped: list[Skip] = list(batch.skipped)
+            filtered: Counter[str] = Counter()
+            for item in batch.items:
+                try:
+                    if isinstance(item, MessageMeta):
+                        outcome = detector.message(item)
+                    else:
+                        outcome = detector.meeting(item, at)
+                except MalformedInput as exc:
+                    skipped.append(Skip(item.source_id, exc.reason, exc.detail))
+                    continue
+                if outcome.filtered:
+                    filtered[outcome.filtered] += 1
+                for touchpoint in outcome.touchpoints:
+                    (planned if touchpoint.occurred_at > at else stored).append(touchpoint)
+            new = store.ingest(
+                account.name,
+                stored,
+                planned,
+                skipped,
+                batch.cursor,
+                now=at,
+                identities=batch.identities,
+                replace_planned=batch.future_complete,
+                filtered=filtered,
+            )
+            result.new.extend(new)
+            result.items += len(batch.items)
+            result.skipped.update(skip.reason for skip in skipped)
+            result.filtered.update(filtered)
+            for skip in skipped:
+                log.info("message skipped", source_id=skip.source_id, reason=skip.reason)
+    finally:
+        connector.close()
+    log.info(
+        "account synced",
+        items=result.items,
+        new=len(result.new),
+        skipped=sum(result.skipped.values()),
+    )
+
+
+def _fail(store: Store, result: SyncResult, kind: str, message: str, fix: str, at: datetime) -> None:
+    result.error_kind, result.error = kind, message
+    store.record_error(result.account, kind, message, fix, at)
+    log.error("account failed", error_kind=kind, error=message, fix=fix)
