@@ -31,4 +31,4 @@ def configure(level: str = "info", json: bool | None = None) -> None:
 
 def get_logger(name: str) -> Any:
     """A bound logger naming the module that logs."""
-    return structlog.get_logger(logger=name)
+    return structlog.get_logger(logger_name=name)

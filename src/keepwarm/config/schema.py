@@ -4,6 +4,10 @@
 metadata (`doc`, bounds, choices) drives that validation and the commented example config.
 """
 
+# opt_factory returns dataclasses.field(default_factory=...), so no default is shared between
+# instances; ruff cannot see through the wrapper.
+# ruff: noqa: RUF009
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,7 +23,7 @@ SECURITY = ("tls", "starttls", "none")
 
 
 def opt(default: Any, doc: str, **rules: Any) -> Any:
-    """A field with its documentation and validation rules (gt, ge, le, choices, ...)."""
+    """A field with its documentation and rules (gt, ge, lt, le, choices; path=True: ~ expanded)."""
     return field(default=default, metadata={"doc": doc, **rules})
 
 
@@ -49,13 +53,13 @@ class AccountConfig:
     kind: str = opt("", "the connector", choices=ACCOUNT_KINDS)
     enabled: bool = opt(True, "false keeps the account's history but stops polling it")
     addresses: tuple[str, ...] = opt((), "the account's own addresses (owner identities)")
-    path: str | None = opt(None, "maildir / mbox / ics: a local path")
+    path: str | None = opt(None, "maildir / mbox / ics: a local path", path=True)
     url: str | None = opt(None, "caldav / ics: the server or feed URL")
     host: str | None = opt(None, "imap: server host name")
     port: int | None = opt(None, "imap: port (default 993 for tls, 143 otherwise)", ge=1, le=65535)
     security: str = opt("tls", "imap: tls | starttls | none", choices=SECURITY)
     username: str | None = opt(None, "imap / caldav: login name")
-    password_file: str | None = opt(None, "a file holding only the password")
+    password_file: str | None = opt(None, "a file holding only the password", path=True)
     password_env: str | None = opt(None, "an environment variable holding the password")
     password_command: tuple[str, ...] | None = opt(None, "a command printing the password")
     folders: tuple[str, ...] = opt((), "extra folders to read beside the inbox and sent folder")
@@ -65,15 +69,19 @@ class AccountConfig:
     interval_seconds: int | None = opt(
         None, "poll interval (default: mail 300, calendar 900)", ge=10
     )
-    credentials_file: str | None = opt(None, "gmail / google_calendar: authorized-user JSON")
+    credentials_file: str | None = opt(
+        None, "gmail / google_calendar: authorized-user JSON", path=True
+    )
     endpoint: str | None = opt(None, "gmail / google_calendar: API root override")
     client_id: str | None = opt(None, "outlook: application (client) id")
     tenant: str = opt("common", "outlook: common | consumers | organizations | tenant id")
     authority: str | None = opt(None, "outlook: authority URL override (https)")
     graph_endpoint: str | None = opt(None, "outlook: Graph root override")
-    ca_file: str | None = opt(None, "a CA bundle to trust for this account's server")
+    ca_file: str | None = opt(None, "a CA bundle to trust for this account's server", path=True)
     mailbox: str | None = opt(None, "outlook app-only: the mailbox address to read")
-    client_secret_file: str | None = opt(None, "outlook app-only: file holding the secret")
+    client_secret_file: str | None = opt(
+        None, "outlook app-only: file holding the secret", path=True
+    )
     client_secret_env: str | None = opt(None, "outlook app-only: env var holding the secret")
     client_secret_command: tuple[str, ...] | None = opt(None, "outlook app-only: secret command")
     max_bytes: int = opt(20_000_000, "ics: the largest feed accepted", gt=0)
@@ -123,7 +131,9 @@ class ModelConfig:
     )
     prior_sigma: float = opt(0.8, "prior spread of log-gaps (natural log)", gt=0)
     reply_days: float = opt(3.0, "their email unanswered this long = you owe a reply", ge=0)
-    response_days: float = opt(14.0, "a reply within this after you reached out = reconnected", gt=0)
+    response_days: float = opt(
+        14.0, "a reply within this after you reached out = reconnected", gt=0
+    )
     retry_days: float = opt(60.0, "no reply to your reach-out: out of the list this long", ge=0)
     default_tier: str = opt("network", "tier of contacts no rule places")
     tiers: dict[str, TierConfig] = opt_factory(_default_tiers, "tiers by name")
@@ -146,7 +156,9 @@ class ContactsConfig:
     pin: tuple[str, ...] = opt((), "addresses or @domain always tracked, even one-way")
     tiers: dict[str, tuple[str, ...]] = opt_factory(dict, "tier name -> addresses or @domain")
     tags: dict[str, tuple[str, ...]] = opt_factory(dict, "tag -> addresses or @domain")
-    vcards: tuple[str, ...] = opt((), "vCard files whose cards name people (and their aliases)")
+    vcards: tuple[str, ...] = opt(
+        (), "vCard files whose cards name people (and their aliases)", path=True
+    )
 
 
 DIGEST_SECTIONS = (
@@ -171,11 +183,11 @@ class SmtpConfig:
     port: int = opt(587, "SMTP port", ge=1, le=65535)
     security: str = opt("starttls", "tls | starttls | none", choices=SECURITY)
     username: str | None = opt(None, "SMTP login")
-    password_file: str | None = opt(None, "a file holding only the password")
+    password_file: str | None = opt(None, "a file holding only the password", path=True)
     password_env: str | None = opt(None, "an environment variable holding the password")
     password_command: tuple[str, ...] | None = opt(None, "a command printing the password")
     from_: str | None = opt(None, "From header (key: from)")
-    ca_file: str | None = opt(None, "a CA bundle to trust")
+    ca_file: str | None = opt(None, "a CA bundle to trust", path=True)
     timeout: float = opt(30.0, "seconds before a stalled SMTP conversation fails", gt=0)
 
 
