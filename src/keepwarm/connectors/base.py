@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from keepwarm.config.schema import AccountConfig
+from keepwarm.errors import ConnectorError
 from keepwarm.model import Batch
 
 
@@ -58,3 +59,12 @@ def known_kinds() -> frozenset[str]:
     from keepwarm import connectors  # noqa: F401
 
     return frozenset(_REGISTRY)
+
+
+class SourceProblem(ConnectorError):
+    """The source is missing, unreadable or unusable until the user acts (a path that does not
+    exist, a feed over max_bytes, a 404): not worth retrying soon. `fix` says what to do."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix

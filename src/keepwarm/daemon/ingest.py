@@ -63,7 +63,8 @@ def sync_account(
         except CursorExpired as exc:
             _fail(store, result, "error", f"cursor expired again: {exc}", "", now())
         except ConnectorError as exc:
-            _fail(store, result, "error", str(exc), "check the account's config", now())
+            fix = getattr(exc, "fix", "") or "check the account's settings in the config"
+            _fail(store, result, "error", str(exc), fix, now())
     return result
 
 
