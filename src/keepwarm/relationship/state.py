@@ -95,7 +95,7 @@ class Assessment:
 
     @property
     def alert(self) -> bool:
-        """Belongs in the going-cold list: cooling or cold, not suppressed by a plan or a reach-out."""
+        """In the going-cold list: cooling or cold, not suppressed by a plan or a reach-out."""
         return (
             self.status in ("cooling", "cold")
             and self.next_meeting is None
