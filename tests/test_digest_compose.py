@@ -215,15 +215,20 @@ def test_circles_say_how_many_of_whom_went_quiet_since_when() -> None:
         share=7 / 9,
         since=datetime(2026, 3, 14, tzinfo=UTC),
     )
-    ana = person("m0@oldco.example", name="Ana", meetings=4, last_kind="meeting")
-    d = digest(ana, circles=[circle])
+    ana = person("m0@oldco.example", name="Ana", meetings=4, last_kind="meeting", pinned=True)
+    bo = person("m1@oldco.example", name="Bo")
+    friend = person("old.friend@example.net", name="Old Friend")
+    d = digest(ana, bo, friend, circles=[circle])
     circles = d.section("circles")
     assert circles is not None
     line = circles.circles[0]
     assert line.text == "7 of 9 people at oldco.example went quiet since March"
     assert line.names[0] == "Ana"
     assert len(line.names) == 7
-    # Her own line asks about the place rather than suggesting another coffee.
+    # The circle is said once, as a group: its unpinned members leave the person list, so the
+    # friend drifting away is not crowded out; pinned Ana keeps her own line, which asks about
+    # the place rather than suggesting another coffee.
+    assert keys(d, "going_cold") == ["m0@oldco.example", "old.friend@example.net"]
     going = d.section("going_cold")
     assert going is not None
     assert going.contacts[0].suggestion == "Ask how things are at oldco.example"

@@ -91,8 +91,18 @@ def compose(
     meeting = {a.state.key: _next_meeting(a, planned, now) for a in listed}
     names = {a.state.key: a.state.name or a.state.key for a in assessments}
 
+    # A circle going quiet is said once, as a group (DESIGN): its members leave the person list
+    # unless pinned, so a job change does not crowd out the friends drifting away.
+    grouped = {k for c in circles for k in c.cold} if "circles" in config.sections else set()
+
     def going_cold() -> Section:
-        alerts = [a for a in listed if a.alert and meeting[a.state.key] is None]
+        alerts = [
+            a
+            for a in listed
+            if a.alert
+            and meeting[a.state.key] is None
+            and (a.state.key not in grouped or a.pinned)
+        ]
         alerts.sort(key=lambda a: (-score(a), a.state.key))
         shown = alerts[: config.max_items]
         lines = tuple(_line(a, ctx, suggestion=_suggest(a, ctx)) for a in shown)
