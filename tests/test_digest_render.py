@@ -31,7 +31,8 @@ def person(key: str, status: str = "cold", **values: Any) -> Assessment:
         "typical_gap_days": 21.0,
         "survival": 0.02,
         "overdue": 3.0,
-        "reasons": ("usually every ~3 weeks; 9 weeks now", "a gap this long happens 1 time in 40"),
+        # The form relationship.assess writes: rhythm, then the rarity after a dash.
+        "reasons": ("usually every ~3 weeks; 9 weeks now — a gap this long happens 1 time in 40",),
     }
     base.update(values)
     return Assessment(state=state, now=NOW, status=status, **base)
@@ -46,6 +47,7 @@ def full_digest(config: DigestConfig | None = None) -> Digest:
             organisation="oldco.example",
             last_subject="Re: lunch next week?",
             monthly={"2026-01": 3, "2026-05": 5, "2026-09": 1},
+            pinned=True,  # pinned: listed on her own line beside her quiet circle
         ),
         person(
             "bob@obrien.example",

@@ -50,7 +50,7 @@ class ContactLine:
         out = []
         for reason in self.reasons:
             if reason.lower().startswith(self.rhythm.lower()):
-                reason = reason[len(self.rhythm) :].lstrip(" ;,.")
+                reason = reason[len(self.rhythm) :].lstrip(" ;,.—")
             if reason:
                 out.append(reason)
         return tuple(out)
