@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -74,7 +75,7 @@ def test_outbound_touches_every_recipient() -> None:
     assert bob.direction is Direction.OUT
     assert bob.kind is Kind.EMAIL
     assert bob.participants == 4
-    assert bob.natural_key == "mid:msg-1@example.org"
+    assert bob.natural_key == f"mid:msg-1@example.org|{int(WHEN.timestamp())}"
     assert bob.occurred_at == WHEN
     assert bob.account == "home"
     assert bob.source == "maildir:42"
@@ -333,3 +334,12 @@ def test_future_meetings_are_returned_like_past_ones() -> None:
     meta = meeting(attendees=(att("alice@example.org"),))
     now = datetime(2020, 1, 1, tzinfo=UTC)
     assert detector().meeting(meta, now=now) == detector().meeting(meta)
+
+
+def test_a_reused_message_id_does_not_lose_the_second_message() -> None:
+    first = email(sender="bob@example.net", to=(ME,))
+    copy = email(sender="bob@example.net", to=(ME,))
+    other = replace(first, date=WHEN + timedelta(days=3))
+    keys = {detector().message(m).touchpoints[0].natural_key for m in (first, copy, other)}
+    # The same message seen twice is one key; a different message with its ID is another.
+    assert len(keys) == 2

@@ -1,4 +1,4 @@
-"""Error families. The CLI turns these into messages and exit codes; nothing else catches broadly."""
+"""Error families. The CLI turns them into messages and exit codes; nothing else catches broadly."""
 
 from __future__ import annotations
 

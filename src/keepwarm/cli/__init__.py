@@ -9,11 +9,10 @@ import sys
 
 import click
 
+# Importing the command modules attaches their commands to `cli`.
+from keepwarm.cli import accounts, demo, digest, people, setup, show  # noqa: F401
 from keepwarm.cli.app import cli
 from keepwarm.errors import ConfigError, KeepwarmError, UserError
-
-# Importing the command modules attaches their commands to `cli`.
-from keepwarm.cli import accounts, demo, digest, people, setup, show  # noqa: E402,F401,I001
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -183,7 +183,9 @@ for _action, _help in (
 def tier(app: App, address: str, tier: str) -> None:
     """Put ADDRESS (or @domain) in TIER (a name from model.tiers)."""
     if tier not in app.config.model.tiers:
-        raise click.BadParameter(f"unknown tier {tier!r}; tiers: {', '.join(app.config.model.tiers)}")
+        raise click.BadParameter(
+            f"unknown tier {tier!r}; tiers: {', '.join(app.config.model.tiers)}"
+        )
     _annotate(app, "tier", address, tier)
     # The tier shapes the learned rhythm, so the contact is folded again.
     if address.startswith("@"):

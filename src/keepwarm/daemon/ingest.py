@@ -130,7 +130,9 @@ def _poll(
     )
 
 
-def _fail(store: Store, result: SyncResult, kind: str, message: str, fix: str, at: datetime) -> None:
+def _fail(
+    store: Store, result: SyncResult, kind: str, message: str, fix: str, at: datetime
+) -> None:
     result.error_kind, result.error = kind, message
     store.record_error(result.account, kind, message, fix, at)
     log.error("account failed", error_kind=kind, error=message, fix=fix)

@@ -92,11 +92,7 @@ class Detector:
             copied = any(person.address in owners for person in cc)
             candidates = [(sender, Role.CC if copied and not direct else Role.FROM)]
 
-        key = (
-            f"mid:{meta.message_id.lower()}"
-            if meta.message_id
-            else f"src:{self.account.name}:{meta.source_id}"
-        )
+        key = natural_key(meta, self.account.name)
         thread = meta.references[0] if meta.references else meta.in_reply_to or meta.message_id
         touchpoints: list[Touchpoint] = []
         dropped: str | None = None
@@ -225,3 +221,17 @@ def _partstat(value: str | None) -> str | None:
 def _utc(moment: datetime) -> datetime:
     # The model promises aware UTC; a naive value from a lax source is taken to be UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def natural_key(meta: MessageMeta, account: str) -> str:
+    """The log's identity of an email: the same message seen twice (two folders, two accounts,
+    IMAP and the Gmail API) gets the same key; two different messages never share one.
+
+    The Message-ID alone is not enough: broken mailers reuse one Message-ID for different
+    messages, and with it alone the later message would be lost. The Date header is part of the
+    message, identical in every copy, so Message-ID + Date separates them and still dedupes.
+    """
+    if not meta.message_id:
+        return f"src:{account}:{meta.source_id}"
+    stamp = int(meta.date.timestamp()) if meta.date else 0
+    return f"mid:{meta.message_id.lower()}|{stamp}"

@@ -99,9 +99,7 @@ def compose(
         alerts = [
             a
             for a in listed
-            if a.alert
-            and meeting[a.state.key] is None
-            and (a.state.key not in grouped or a.pinned)
+            if a.alert and meeting[a.state.key] is None and (a.state.key not in grouped or a.pinned)
         ]
         alerts.sort(key=lambda a: (-score(a), a.state.key))
         shown = alerts[: config.max_items]

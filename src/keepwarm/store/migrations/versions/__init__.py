@@ -1,0 +1,1 @@
+"""Alembic revisions, shipped as a package so installs carry them."""

@@ -1,0 +1,203 @@
+"""The tables, as typed ORM classes. Alembic's 0001_initial must create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+# Stable constraint names, so migrations can refer to them on both dialects.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite's INTEGER PRIMARY KEY is the rowid (append order, no extra index); PostgreSQL gets bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Byte-order comparison on PostgreSQL, as SQLite's BINARY does: both dialects then sort the log
+# the same way (Python's str order), and the B-tree compares without locale rules.
+Key = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+def to_micros(value: datetime) -> int:
+    """Aware datetime -> microseconds since the Unix epoch (UTC)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store keeps aware UTC datetimes only")
+    return (value - EPOCH) // MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """Microseconds since the Unix epoch -> aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+class UtcMicros(TypeDecorator[datetime]):
+    """An aware UTC datetime kept as epoch microseconds.
+
+    Integers are exact, compare and index fast, mean the same on SQLite and PostgreSQL, and turn
+    back into datetimes several times faster than SQLAlchemy's SQLite DateTime string parsing.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_micros(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else from_micros(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class _TouchpointColumns:
+    """Columns shared by the log and the planned meetings: one Touchpoint each."""
+
+    natural_key: Mapped[str] = mapped_column(Key)
+    counterpart: Mapped[str] = mapped_column(Key)
+    occurred_at: Mapped[datetime] = mapped_column(UtcMicros)
+    kind: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    participants: Mapped[int] = mapped_column(Integer)
+    account: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    thread_key: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcMicros)
+
+
+class TouchpointRow(_TouchpointColumns, Base):
+    """The append-only event log; `id` is the append order."""
+
+    __tablename__ = "touchpoints"
+    __table_args__ = (
+        UniqueConstraint("natural_key", "counterpart"),
+        # Serves iter_touchpoints' full ORDER BY, so a replay streams from the index without a sort.
+        Index(None, "counterpart", "occurred_at", "natural_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+
+
+class PlannedRow(_TouchpointColumns, Base):
+    """Future meetings, kept apart from the log until their time comes (promote_planned)."""
+
+    __tablename__ = "planned"
+    __table_args__ = (UniqueConstraint("natural_key", "counterpart"), Index(None, "occurred_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    last_sync: Mapped[datetime | None] = mapped_column(UtcMicros)
+    last_attempt: Mapped[datetime | None] = mapped_column(UtcMicros)
+    error_kind: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_fix: Mapped[str | None] = mapped_column(Text)
+    # Log rows this account added first, kept here so `status` needs no scan of a large log.
+    touchpoints: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class FilteredRow(Base):
+    """Messages detection set aside (mailing lists, no-reply, ...), counted by reason."""
+
+    __tablename__ = "filtered"
+
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class SkippedRow(Base):
+    """Messages or events that could not be read; one row each, so a re-read counts once."""
+
+    __tablename__ = "skipped"
+    __table_args__ = (UniqueConstraint("account", "source_id", "reason"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(Text)
+    source_id: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcMicros)
+
+
+class IdentityRow(Base):
+    """Owner addresses a source revealed (send-as aliases), per account."""
+
+    __tablename__ = "identities"
+
+    address: Mapped[str] = mapped_column(Text, primary_key=True)
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class ContactEventRow(Base):
+    __tablename__ = "contact_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    value: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcMicros)
+
+
+class ContactStateRow(Base):
+    """The projection's cache: one JSON document per contact, rebuilt from the log at will."""
+
+    __tablename__ = "contact_states"
+
+    key: Mapped[str] = mapped_column(Key, primary_key=True)
+    data: Mapped[str] = mapped_column(Text)
+
+
+class MetaRow(Base):
+    """Small named values that belong to no table of their own."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def _table(cls: type[Base]) -> Table:
+    table = cls.__table__
+    if not isinstance(table, Table):  # typed as FromClause; Core statements want the Table
+        raise TypeError(f"{cls.__name__} is not mapped to a table")
+    return table
+
+
+LOG = _table(TouchpointRow)
+PLANNED = _table(PlannedRow)
+ACCOUNTS = _table(AccountRow)
+FILTERED = _table(FilteredRow)
+SKIPPED = _table(SkippedRow)
+IDENTITIES = _table(IdentityRow)
+EVENTS = _table(ContactEventRow)
+STATES = _table(ContactStateRow)
+META = _table(MetaRow)

@@ -1,0 +1,236 @@
+"""`Store`: the one object the rest of keepwarm uses to read and write the database."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+from sqlalchemy.orm import Session, sessionmaker
+
+from keepwarm.errors import StoreError
+from keepwarm.model import ContactEvent, Skip, Touchpoint
+from keepwarm.store import accounts, codec, contacts, engine, log
+from keepwarm.store.accounts import AccountState
+from keepwarm.store.sql import chunks
+
+_NO_ERROR = {"error_kind": None, "error": None, "error_fix": None}
+
+
+class Store:
+    """The event log, account bookkeeping and contact data, on SQLite or PostgreSQL.
+
+    Every method is one short transaction of its own; errors from the database surface as
+    `StoreError` so callers never need SQLAlchemy.
+    """
+
+    def __init__(self, bound: Engine, url: str) -> None:
+        """Use `Store.open`; this expects a migrated engine."""
+        self._engine = bound
+        self._url = url
+        self._dialect = bound.dialect.name
+        self._reader = sessionmaker(bound, expire_on_commit=False)
+        self._writer = sessionmaker(
+            bound.execution_options(**{engine.IMMEDIATE: True}), expire_on_commit=False
+        )
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open the database at `url` and migrate it to the newest schema."""
+        bound = engine.create(url)
+        try:
+            engine.migrate(bound)
+        except (SQLAlchemyError, CommandError, OSError) as exc:
+            bound.dispose()
+            raise StoreError(engine.describe(exc, url)) from exc
+        return cls(bound, url)
+
+    @staticmethod
+    def default_url() -> str:
+        """The SQLite file keepwarm.db in the XDG state directory."""
+        return engine.default_url()
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._dialect
+
+    def close(self) -> None:
+        """Close every pooled connection; the store cannot be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        account: str,
+        touchpoints: Sequence[Touchpoint],
+        planned: Sequence[Touchpoint],
+        skipped: Sequence[Skip],
+        cursor: str | None,
+        *,
+        now: datetime,
+        identities: Collection[str] = (),
+        replace_planned: bool = False,
+        filtered: Mapping[str, int] | None = None,
+    ) -> list[Touchpoint]:
+        """Store one batch and its cursor in one transaction; return the touchpoints new to the log.
+
+        Re-ingesting a batch adds nothing. The cursor (when not None) moves only if everything
+        else in the batch was stored. `replace_planned` drops the account's planned meetings
+        that are not in `planned`. Clears the account's error and sets last_sync to `now`.
+        """
+        with self._session() as s:
+            new = log.append(s, self._dialect, touchpoints, now)
+            log.upsert_planned(s, self._dialect, account, planned, now, replace=replace_planned)
+            accounts.record_skips(s, self._dialect, account, skipped, now)
+            accounts.add_identities(s, self._dialect, account, identities)
+            accounts.add_filtered(s, self._dialect, account, filtered or {})
+            values: dict[str, Any] = {"last_sync": now, **_NO_ERROR}
+            if cursor is not None:
+                values["cursor"] = cursor
+            accounts.update(s, self._dialect, account, values)
+        return new
+
+    def promote_planned(self, now: datetime) -> list[Touchpoint]:
+        """Move planned meetings at or before `now` into the log; return those new to it."""
+        with self._session() as s:
+            return log.promote(s, self._dialect, now)
+
+    def iter_touchpoints(
+        self, counterparts: Collection[str] | None = None, *, batch_size: int = 10_000
+    ) -> Generator[Touchpoint, None, None]:
+        """Stream the log ordered by (counterpart, occurred_at, natural_key), in constant memory.
+
+        Nothing is read until the first item is asked for; the read is one consistent snapshot
+        and holds a connection until the generator is exhausted or closed (`close()`).
+        """
+        # Sorted chunks of an IN list, each in replay order, concatenate to the global order.
+        groups: Iterable[Collection[str] | None] = (
+            [None] if counterparts is None else chunks(sorted(set(counterparts)))
+        )
+        with self._errors(), self._engine.connect() as conn:
+            streaming = conn.execution_options(yield_per=batch_size)
+            with streaming.begin():
+                for group in groups:
+                    yield from codec.decode(streaming.execute(log.replay_query(group)))
+
+    def count_touchpoints(self) -> int:
+        """Rows in the log."""
+        with self._session(write=False) as s:
+            return log.count(s)
+
+    def planned_meetings(self) -> list[Touchpoint]:
+        """Every planned (future) meeting, by time."""
+        with self._session(write=False) as s:
+            return log.planned(s)
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def cursor(self, account: str) -> str | None:
+        """The account's stored cursor; None before its first batch or after a reset."""
+        with self._session(write=False) as s:
+            return accounts.cursor(s, account)
+
+    def reset_cursor(self, account: str) -> None:
+        """Forget the cursor: the next poll is a full resync (the natural key dedupes it)."""
+        with self._session() as s:
+            accounts.update(s, self._dialect, account, {"cursor": None})
+
+    def record_error(self, account: str, kind: str, message: str, fix: str, now: datetime) -> None:
+        """Remember why the account failed; cleared by its next successful ingest."""
+        values = {"error_kind": kind, "error": message, "error_fix": fix, "last_attempt": now}
+        with self._session() as s:
+            accounts.update(s, self._dialect, account, values)
+
+    def mark_attempt(self, account: str, now: datetime) -> None:
+        """Remember that a poll of the account started at `now`."""
+        with self._session() as s:
+            accounts.update(s, self._dialect, account, {"last_attempt": now})
+
+    def account_states(self) -> list[AccountState]:
+        """Every account the store has heard of, by name."""
+        with self._session(write=False) as s:
+            return accounts.states(s)
+
+    def identities(self) -> frozenset[str]:
+        """Owner addresses the sources revealed, across accounts."""
+        with self._session(write=False) as s:
+            return accounts.identities(s)
+
+    # -- contact events and the state cache ---------------------------------------------------
+
+    def append_contact_event(self, event: ContactEvent) -> None:
+        """Append a user's statement about people (merge, tier, pin, ...)."""
+        with self._session() as s:
+            contacts.append_event(s, event)
+
+    def contact_events(self) -> list[ContactEvent]:
+        """Every contact event, in the order they were appended."""
+        with self._session(write=False) as s:
+            return contacts.events(s)
+
+    def save_states(
+        self, states: Iterable[tuple[str, dict[str, Any]]], *, replace_all: bool = False
+    ) -> None:
+        """Upsert (key, JSON-ready dict) pairs; `replace_all` also deletes every other key."""
+        with self._session() as s:
+            contacts.save_states(s, self._dialect, states, replace_all=replace_all)
+
+    def load_states(self) -> list[dict[str, Any]]:
+        """Every cached contact state, ordered by key."""
+        with self._session(write=False) as s:
+            return contacts.load_states(s)
+
+    def delete_states(self, keys: Collection[str]) -> None:
+        """Drop these keys from the state cache; unknown keys are ignored."""
+        with self._session() as s:
+            contacts.delete_states(s, keys)
+
+    def get_meta(self, key: str) -> str | None:
+        """A small named value (see `set_meta`), None if never set."""
+        with self._session(write=False) as s:
+            return contacts.get_meta(s, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a small named value that belongs to no table of its own."""
+        with self._session() as s:
+            contacts.set_meta(s, self._dialect, key, value)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction; writers queue for SQLite's write lock at BEGIN."""
+        maker = self._writer if write else self._reader
+        with self._errors(), maker() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except StatementError as exc:
+            if not isinstance(exc, DBAPIError) and isinstance(exc.orig, ValueError | TypeError):
+                # Our own value checks (a naive datetime) are the caller's bug, not the database's.
+                raise exc.orig from None
+            raise StoreError(
+                f"database error ({engine.masked(self._url)}): {engine.reason(exc)}"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database error ({engine.masked(self._url)}): {engine.reason(exc)}"
+            ) from exc
