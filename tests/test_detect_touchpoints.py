@@ -343,3 +343,11 @@ def test_a_reused_message_id_does_not_lose_the_second_message() -> None:
     keys = {detector().message(m).touchpoints[0].natural_key for m in (first, copy, other)}
     # The same message seen twice is one key; a different message with its ID is another.
     assert len(keys) == 2
+
+
+def test_a_huge_message_id_still_gives_a_storable_key() -> None:
+    meta = replace(email(sender="bob@example.net", to=(ME,)), message_id="x" * 5000 + "@y")
+    (touchpoint,) = detector().message(meta).touchpoints
+    # An index entry must stay small; the same message still gets the same key.
+    assert len(touchpoint.natural_key) < 600
+    assert detector().message(meta).touchpoints[0].natural_key == touchpoint.natural_key

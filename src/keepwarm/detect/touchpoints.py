@@ -6,6 +6,7 @@ inbound mail touches only its sender (the other recipients wrote nothing to the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,7 +169,7 @@ class Detector:
 
         touchpoints = tuple(
             Touchpoint(
-                natural_key=f"evt:{meta.uid}:{meta.recurrence_id or ''}",
+                natural_key=f"evt:{_bounded(meta.uid)}:{meta.recurrence_id or ''}",
                 counterpart=address,
                 occurred_at=_utc(meta.start),
                 kind=Kind.MEETING,
@@ -232,6 +233,14 @@ def natural_key(meta: MessageMeta, account: str) -> str:
     message, identical in every copy, so Message-ID + Date separates them and still dedupes.
     """
     if not meta.message_id:
-        return f"src:{account}:{meta.source_id}"
+        return f"src:{account}:{_bounded(meta.source_id)}"
     stamp = int(meta.date.timestamp()) if meta.date else 0
-    return f"mid:{meta.message_id.lower()}|{stamp}"
+    return f"mid:{_bounded(meta.message_id.lower())}|{stamp}"
+
+
+def _bounded(text: str, limit: int = 500) -> str:
+    """`text`, or its SHA-256 when longer than `limit`: a database index holds ~2.7 KB at most,
+    and a hostile header must not make a message unstorable."""
+    if len(text) <= limit:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
