@@ -133,3 +133,17 @@ def rebuild(app: App) -> None:
         f"rebuilt {contacts} contacts from {touchpoints} touchpoints "
         f"in {time.monotonic() - started:.1f} s"
     )
+
+
+@cli.command()
+@pass_app
+def run(app: App) -> None:
+    """Run as a service: poll every account on its schedule until SIGTERM (SIGHUP reloads)."""
+    from keepwarm import log as logging_setup
+    from keepwarm.config.load import find_path, load
+    from keepwarm.daemon.loop import Service
+
+    config = app.config
+    logging_setup.configure(app.log_level or config.daemon.log_level)
+    path = find_path(app.config_path)
+    Service(app.store, config, reload=lambda: load(path)).run()

@@ -20,6 +20,7 @@ class App:
     """Lazily loaded config and store, shared by the commands of one invocation."""
 
     config_path: str | None
+    log_level: str | None = None  # --log-level, which beats daemon.log_level
     _config: Config | None = None
     _store: Store | None = None
     now: datetime = field(default_factory=lambda: _now_from_env() or datetime.now(UTC))
@@ -76,6 +77,6 @@ FORMATS = click.Choice(["text", "json"])
 def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
     """keepwarm: notice the relationships you are letting go cold, before they are gone."""
     log.configure(log_level or os.environ.get("KEEPWARM_LOG_LEVEL", "warning"))
-    app = App(config_path)
+    app = App(config_path, log_level)
     ctx.obj = app
     ctx.call_on_close(app.close)
