@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeepwarmError as exc:
         click.echo(f"keepwarm: error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:
+        # A file that cannot be read or written mid-command: say which, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"keepwarm: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -11,6 +11,7 @@ import click
 
 from keepwarm.cli.app import FORMATS, App, cli, pass_app
 from keepwarm.cli.tables import ago, table
+from keepwarm.connectors.base import known_kinds
 from keepwarm.daemon import project
 from keepwarm.daemon.sync import sync_all
 
@@ -27,8 +28,25 @@ def sync(app: App, names: tuple[str, ...]) -> None:
     if not config.accounts:
         click.echo("no accounts configured: see `keepwarm init` and the README", err=True)
         return
-    results = sync_all(app.store, config, names=names, now=lambda: app.now)
+    # The config accepts every documented kind, some before their connector exists: such an
+    # account fails on its own, with the reason, instead of crashing the sync of the others.
+    selected = [a for a in config.accounts if (a.name in names if names else a.enabled)]
+    if not selected:
+        click.echo("every account is disabled (enabled = false): nothing to sync", err=True)
+        return
+    kinds = known_kinds()
+    missing = [a for a in selected if a.kind not in kinds]
     failed = 0
+    for account in missing:
+        failed += 1
+        message = f'kind "{account.kind}" is not supported by this version of keepwarm yet'
+        fix = "disable the account (enabled = false) or use a supported kind: " + ", ".join(
+            sorted(kinds)
+        )
+        app.store.record_error(account.name, "error", message, fix, app.now)
+        click.echo(f"{account.name}: FAILED (error): {message}; {fix}", err=True)
+    runnable = tuple(a.name for a in selected if a.kind in kinds)
+    results = sync_all(app.store, config, names=runnable, now=lambda: app.now) if runnable else []
     for result in results:
         if result.ok:
             click.echo(
@@ -72,7 +90,7 @@ def status(app: App, fmt: str) -> None:
                     ago(r["last_sync"], app.now),
                     str(r["touchpoints"]),
                     _reasons(r["skipped"], r["skipped_reasons"]),
-                    "ok" if not r["error"] else f"{r['error_kind']}: {r['error']}",
+                    _state(r),
                 ]
                 for r in rows
             ],
@@ -81,6 +99,14 @@ def status(app: App, fmt: str) -> None:
     for r in rows:
         if r["error"] and r["fix"]:
             click.echo(f"  {r['name']}: {r['fix']}")
+
+
+def _state(row: dict[str, Any]) -> str:
+    if row["error"]:
+        return f"{row['error_kind']}: {row['error']}"
+    if not row["configured"]:
+        return "no longer in the config"
+    return "ok" if row["enabled"] else "disabled"
 
 
 def _reasons(total: int, reasons: dict[str, int]) -> str:

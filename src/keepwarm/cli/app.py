@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from keepwarm import log
 from keepwarm.config.load import find_path, load
 from keepwarm.config.schema import Config
-from keepwarm.errors import UserError
+from keepwarm.errors import ConfigError, UserError
 from keepwarm.store import Store
 
 
@@ -28,7 +29,9 @@ class App:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load(find_path(self.config_path))
+            config = load(find_path(self.config_path))
+            _check_vcards(config)
+            self._config = config
         return self._config
 
     @property
@@ -41,6 +44,18 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _check_vcards(config: Config) -> None:
+    """The vCard files in the config are read by every command, so a missing one is a config
+    mistake to name by key (exit 2), not a failure halfway through a command."""
+    problems = [
+        f"contacts.vcards[{i}]: {path}: no such file"
+        for i, path in enumerate(config.contacts.vcards)
+        if not Path(path).expanduser().is_file()
+    ]
+    if problems:
+        raise ConfigError(problems, str(config.path) if config.path else None)
 
 
 def _now_from_env() -> datetime | None:
@@ -57,6 +72,7 @@ def _now_from_env() -> datetime | None:
 
 pass_app = click.make_pass_decorator(App)
 FORMATS = click.Choice(["text", "json"])
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,15 +84,21 @@ FORMATS = click.Choice(["text", "json"])
 )
 @click.option(
     "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
+    type=click.Choice(LOG_LEVELS),
     default=None,
-    help="Override daemon.log_level for this run.",
+    help="Override daemon.log_level and $KEEPWARM_LOG_LEVEL for this run.",
 )
 @click.version_option(package_name="keepwarm")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
     """keepwarm: notice the relationships you are letting go cold, before they are gone."""
-    log.configure(log_level or os.environ.get("KEEPWARM_LOG_LEVEL", "warning"))
+    level = log_level or os.environ.get("KEEPWARM_LOG_LEVEL") or "warning"
+    if level.lower() not in LOG_LEVELS:
+        # Only the environment can get here: click already checked the option.
+        raise UserError(
+            f"KEEPWARM_LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}, got {level!r}"
+        )
+    log.configure(level.lower())
     app = App(config_path, log_level)
     ctx.obj = app
     ctx.call_on_close(app.close)

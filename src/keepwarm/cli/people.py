@@ -92,7 +92,7 @@ def merge(app: App, addresses: tuple[str, ...]) -> None:
     """Record that ADDRESSES are one person (the first is the primary address)."""
     if len(addresses) < 2:
         raise click.UsageError("merge needs at least two addresses")
-    primary, *others = [_address(a) for a in addresses]
+    primary, *others = [_address(a, domains=False) for a in addresses]
     for other in others:
         app.store.append_contact_event(ContactEvent("merge", primary, other, app.now))
     count = project.rebuild(app.store, app.config)
@@ -105,6 +105,10 @@ def merge(app: App, addresses: tuple[str, ...]) -> None:
 def import_vcards(app: App, path: Path) -> None:
     """Import a vCard file: names, and every card's addresses as one person."""
     people = read_vcards(path.read_text(encoding="utf-8", errors="replace"))
+    if not people:
+        # Importing the wrong file should not look like a success that changed nothing.
+        click.echo(f"keepwarm: no vCards with an email address in {path}", err=True)
+        raise click.exceptions.Exit(1)
     merged = 0
     for name, raw in people:
         addresses = [a for a in (normalise(r) for r in raw) if a]
@@ -119,13 +123,14 @@ def import_vcards(app: App, path: Path) -> None:
     click.echo(f"imported {len(people)} cards ({merged} extra addresses merged)")
 
 
-def _address(raw: str) -> str:
-    """A CLI address argument: an address (normalised) or @domain."""
-    if raw.startswith("@") and "." in raw:
+def _address(raw: str, *, domains: bool = True) -> str:
+    """A CLI address argument: an address (normalised) or, where `domains`, @domain."""
+    if domains and raw.startswith("@") and "." in raw:
         return raw.lower()
     address = normalise(raw)
     if address is None:
-        raise click.BadParameter(f"not an email address or @domain: {raw!r}")
+        wanted = "an email address or @domain" if domains else "an email address"
+        raise click.BadParameter(f"not {wanted}: {raw!r}")
     return address
 
 
@@ -202,5 +207,8 @@ def tier(app: App, address: str, tier: str) -> None:
 @pass_app
 def tag(app: App, address: str, tag: str, remove: bool) -> None:
     """Tag ADDRESS (or @domain) with TAG; tags form circles in the digest."""
+    tag = tag.strip()
+    if not tag:
+        raise click.BadParameter("a tag needs at least one character", param_hint="TAG")
     _annotate(app, "untag" if remove else "tag", address, tag)
     click.echo(f"{'untagged' if remove else 'tagged'} {address}: {tag}")

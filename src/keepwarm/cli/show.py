@@ -14,7 +14,13 @@ from keepwarm.daemon import project
 
 @cli.command()
 @click.argument("address")
-@click.option("--limit", default=20, show_default=True, help="Timeline entries (0: all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Timeline entries (0: all).",
+)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @pass_app
 def show(app: App, address: str, limit: int, fmt: str) -> None:
