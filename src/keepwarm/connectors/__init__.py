@@ -1,5 +1,12 @@
-"""Connectors: one module per source kind; importing this package registers them all."""
+"""Connectors: one module per source kind; importing this package registers them all.
 
-from keepwarm.connectors import ics, maildir, mbox
+Every module of the package is imported, so a new connector registers itself by existing
+(`@register("kind")` in its module) and nobody edits a shared list.
+"""
 
-__all__ = ["ics", "maildir", "mbox"]
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
