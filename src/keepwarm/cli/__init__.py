@@ -5,14 +5,19 @@ Exit codes: 0 success, 2 usage or configuration error (the message names the key
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import click
 
-# Importing the command modules attaches their commands to `cli`.
-from keepwarm.cli import accounts, demo, digest, people, setup, show  # noqa: F401
 from keepwarm.cli.app import cli
 from keepwarm.errors import ConfigError, KeepwarmError, UserError
+
+# Importing the command modules attaches their commands to `cli`; every module of the package
+# is a command module, so a new one needs no edit here.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Credentials for cloud connectors: token files kept private and written atomically."""
