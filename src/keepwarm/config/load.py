@@ -1,4 +1,4 @@
-"""TOML -> `Config`: a generic walker over the schema's dataclasses, then cross-field checks.
+"""TOML -> `Config`: a generic walker over the schema's dataclasses, then `checks.py`'s rules.
 
 The walker reads types from the dataclasses' hints and rules from field metadata, so a new key
 in `schema.py` is validated without code here. Every problem is collected with its key path and
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
-import json
 import math
 import operator
 import os
@@ -19,35 +17,25 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Iterator, Mapping
-from datetime import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
-from keepwarm.config.schema import ACCOUNT_KINDS, AccountConfig, Config, SmtpConfig
+from keepwarm.config.checks import check
+from keepwarm.config.checks import parse_schedule as parse_schedule  # callers import it here
+from keepwarm.config.problems import Problems, show
+from keepwarm.config.schema import Config
 from keepwarm.errors import ConfigError
 
 SYSTEM_PATH = Path("/etc/keepwarm/keepwarm.toml")
-
-Problems = list[tuple[str, str]]  # (key path, what is wrong)
 
 _BAD = object()  # a value that failed validation; the problem is already recorded
 _BOUNDS = (("gt", ">", operator.gt), ("ge", ">=", operator.ge),
            ("lt", "<", operator.lt), ("le", "<=", operator.le))  # fmt: skip
 _NAMES = {str: ("a string", "strings"), int: ("an integer", "integers"),
           float: ("a number", "numbers"), bool: ("true or false", "booleans")}  # fmt: skip
-_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_DAYS = {n: i for i, name in enumerate(_DAY_NAMES) for n in (name, name[:3])}
-_REQUIRED = {
-    "maildir": ("path",), "mbox": ("path",), "imap": ("host", "username"),
-    "caldav": ("url", "username"), "gmail": ("credentials_file",),
-    "google_calendar": ("credentials_file",), "outlook": ("client_id",),
-    "outlook_calendar": ("client_id",),
-}  # fmt: skip
 
 
 def find_path(explicit: str | Path | None) -> Path | None:
@@ -91,20 +79,12 @@ def parse(text: str, path: Path | None = None) -> Config:
     config = dataclasses.replace(_table(Config, data, "", problems, None), path=path)
     # A value that already failed falls back to its default; checks on it would only add noise.
     failed = [key for key, _ in problems]
-    for key, message in _check(config):
+    for key, message in check(config):
         if not any(f == key or f.startswith((key + ".", key + "[")) for f in failed):
             problems.append((key, message))
     if problems:
         raise ConfigError([f"{key}: {message}" for key, message in problems], where)
     return typing.cast(Config, config)
-
-
-def parse_schedule(text: str) -> tuple[int, time]:
-    """`"Mon 08:00"` -> `(0, time(8, 0))`: weekday (Monday is 0, as `datetime.weekday`), time."""
-    match = re.fullmatch(r"\s*([A-Za-z]+)\s+(\d{1,2}):(\d\d)\s*", text)
-    if match and match[1].lower() in _DAYS and int(match[2]) < 24 and int(match[3]) < 60:
-        return _DAYS[match[1].lower()], time(int(match[2]), int(match[3]))
-    raise ValueError(f'expected "<Mon..Sun> HH:MM" like "Mon 08:00", got {_show(text)}')
 
 
 def _syntax_problem(exc: tomllib.TOMLDecodeError) -> str:
@@ -116,7 +96,7 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError) -> str:
 
 def _table(cls: type[Any], raw: Any, where: str, out: Problems, base: Any) -> Any:
     if not isinstance(raw, dict):
-        out.append((where, f"must be a table, got {_show(raw)}"))
+        out.append((where, f"must be a table, got {show(raw)}"))
         return base if base is not None else cls()
     hints = typing.get_type_hints(cls)
     # A field named for a Python keyword (from_) is spelled without the underscore in TOML.
@@ -170,20 +150,20 @@ def _scalar(tp: type, raw: Any, where: str, meta: Mapping[str, Any], out: Proble
     if tp is float:
         value = float(value)
     if tp is float and not math.isfinite(value):
-        out.append((where, f"must be a finite number, got {_show(raw)}"))
+        out.append((where, f"must be a finite number, got {show(raw)}"))
         return _BAD
     for rule, sign, holds in _BOUNDS:
         if rule in meta and not holds(value, meta[rule]):
-            out.append((where, f"must be {sign} {meta[rule]}, got {_show(raw)}"))
+            out.append((where, f"must be {sign} {meta[rule]}, got {show(raw)}"))
             return _BAD
     if "choices" in meta and value not in meta["choices"]:
-        out.append((where, f"must be one of {', '.join(meta['choices'])}, got {_show(raw)}"))
+        out.append((where, f"must be one of {', '.join(meta['choices'])}, got {show(raw)}"))
         return _BAD
     return value
 
 
 def _wrong(tp: Any, raw: Any, where: str, out: Problems) -> object:
-    out.append((where, f"must be {_describe(tp)}, got {_show(raw)}"))
+    out.append((where, f"must be {_describe(tp)}, got {show(raw)}"))
     return _BAD
 
 
@@ -194,20 +174,6 @@ def _describe(tp: Any, plural: bool = False) -> str:
     if origin is dict or dataclasses.is_dataclass(tp):
         return "tables" if plural else "a table"
     return _NAMES[tp][plural]
-
-
-def _show(raw: Any) -> str:
-    if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, str):
-        return json.dumps(raw if len(raw) <= 60 else raw[:57] + "...", ensure_ascii=False)
-    if isinstance(raw, int | float):
-        return repr(raw)
-    if isinstance(raw, list):
-        return "an array"
-    if isinstance(raw, dict):
-        return "a table"
-    return f"a date/time ({raw.isoformat()})"  # the only other TOML values
 
 
 def _unknown(key: str, known: Mapping[str, object]) -> str:
@@ -231,139 +197,3 @@ def _expand(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(os.path.expanduser(item) for item in value)
     return os.path.expanduser(value)
-
-
-def _check(config: Config) -> Problems:
-    """Rules across fields, on a `Config` the walker built (types and bounds already hold)."""
-    out: Problems = []
-    for i, account in enumerate(config.accounts):
-        _check_account(account, f"accounts[{i}]", out)
-    names = [account.name for account in config.accounts]
-    for i, name in enumerate(names):
-        if name and name in names[:i]:
-            out.append(
-                (f"accounts[{i}].name", f"{_show(name)} is also accounts[{names.index(name)}]")
-            )
-    smtp = config.smtp
-    _one_source(smtp, "smtp", "password", out)
-    if smtp.username and not _sources(smtp, "password"):
-        out.append(("smtp.password_file", f"smtp.username needs a password: {_SOURCES_HELP}"))
-    _plain_text(smtp.security, smtp.host, "smtp.security", out)
-    model, tiers = config.model, ", ".join(config.model.tiers)
-    if model.cold_below >= model.cooling_below:
-        out.append(
-            (
-                "model.cold_below",
-                f"must be < cooling_below ({model.cooling_below}), got {model.cold_below}",
-            )
-        )
-    if model.default_tier not in model.tiers:
-        out.append(("model.default_tier", f"must be a tier in model.tiers ({tiers})"))
-    for name in config.contacts.tiers:
-        if name not in model.tiers:
-            out.append((f"contacts.tiers.{name}", f"no such tier in model.tiers ({tiers})"))
-    try:
-        parse_schedule(config.digest.schedule)
-    except ValueError as exc:
-        out.append(("digest.schedule", str(exc)))
-    if not _is_zone(config.digest.timezone):
-        zone = _show(config.digest.timezone)
-        out.append(("digest.timezone", f"must be an IANA zone like Europe/London, got {zone}"))
-    for i, pattern in enumerate(config.detect.noreply_patterns):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            out.append((f"detect.noreply_patterns[{i}]", f"not a valid regular expression: {exc}"))
-    for key, value in _address_values(config):
-        if "@" not in value:
-            out.append((key, f"must be an email address (or @domain), got {_show(value)}"))
-    return out
-
-
-def _check_account(account: AccountConfig, at: str, out: Problems) -> None:
-    kind = _show(account.kind)
-    if not account.name.strip():
-        out.append((f"{at}.name", "required: a short unique name for logs and status"))
-    if not account.kind:
-        out.append((f"{at}.kind", f"required: one of {', '.join(ACCOUNT_KINDS)}"))
-    for name in _REQUIRED.get(account.kind, ()):
-        if not getattr(account, name):
-            out.append((f"{at}.{name}", f"required for kind {kind}"))
-    if account.kind == "ics" and (account.url is None) == (account.path is None):
-        out.append((f"{at}.url", 'kind "ics" needs exactly one of url or path'))
-    if account.kind in ("imap", "caldav") and not _sources(account, "password"):
-        out.append((f"{at}.password_file", f"kind {kind} needs a password: {_SOURCES_HELP}"))
-    _one_source(account, at, "password", out)
-    _one_source(account, at, "client_secret", out)
-    if account.kind == "imap":
-        _plain_text(account.security, account.host, f"{at}.security", out)
-    web = ("http", "https")
-    urls = {"url": (*web, "file") if account.kind == "ics" else web, "authority": ("https",)}
-    for name, schemes in {"endpoint": web, "graph_endpoint": web, **urls}.items():
-        url = getattr(account, name)
-        if url is not None and (problem := _url_problem(url, schemes)):
-            out.append((f"{at}.{name}", f"{problem}, got {_show(url)}"))
-
-
-def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # a malformed IPv6 authority
-        return "must be a URL"
-    if parts.scheme not in schemes:
-        wanted = filter(None, (", ".join(schemes[:-1]), schemes[-1]))
-        return f"must be a URL with scheme {' or '.join(wanted)}"
-    return "must name a host" if parts.scheme != "file" and not host else None
-
-
-_SOURCES_HELP = "set password_file, password_env or password_command"
-
-
-def _sources(section: AccountConfig | SmtpConfig, prefix: str) -> list[str]:
-    names = (f"{prefix}_file", f"{prefix}_env", f"{prefix}_command")
-    return [name for name in names if getattr(section, name) is not None]
-
-
-def _one_source(section: AccountConfig | SmtpConfig, at: str, prefix: str, out: Problems) -> None:
-    given = _sources(section, prefix)
-    if len(given) > 1:
-        out.append((f"{at}.{given[1]}", f"set only one of {', '.join(given)}"))
-    if getattr(section, f"{prefix}_command") == ():
-        out.append((f"{at}.{prefix}_command", "must name a command, got an empty array"))
-
-
-def _plain_text(security: str, host: str | None, key: str, out: Problems) -> None:
-    if security == "none" and host and not _is_loopback(host):
-        out.append((key, f'"none" (unencrypted) is refused for non-loopback host {_show(host)}'))
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.strip("[]").rstrip(".").lower()
-    try:
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
-
-
-def _address_values(config: Config) -> Iterator[tuple[str, str]]:
-    contacts, accounts = config.contacts, enumerate(config.accounts)
-    lists = [("owner.addresses", config.owner.addresses)]
-    lists += [(f"accounts[{i}].addresses", a.addresses) for i, a in enumerate(config.accounts)]
-    lists += [(f"contacts.aliases[{i}]", group) for i, group in enumerate(contacts.aliases)]
-    lists += [("contacts.ignore", contacts.ignore), ("contacts.pin", contacts.pin)]
-    lists += [(f"contacts.tiers.{k}", v) for k, v in contacts.tiers.items()]
-    lists += [(f"contacts.tags.{k}", v) for k, v in contacts.tags.items()]
-    for key, values in lists:
-        yield from ((f"{key}[{i}]", value) for i, value in enumerate(values))
-    singles = [(f"accounts[{i}].mailbox", a.mailbox) for i, a in accounts]
-    singles += [("digest.to", config.digest.to), ("smtp.from", config.smtp.from_)]
-    yield from ((key, value) for key, value in singles if value is not None)

@@ -18,11 +18,11 @@ of 1M messages (an incremental poll holds only the new files).
 
 Folders: all of them, except trash, junk, drafts and outbox by name (`folders` brings any of
 those back); names like Sent, Sent Items, Gesendet, Envoyés (or `sent_folder`) mark mail as sent.
+The names themselves, and Dovecot's modified UTF-7 folder names, are in `folders.py`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -33,6 +33,9 @@ import structlog
 
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import ConnectorContext, SourceProblem, register
+from keepwarm.connectors.folders import SKIPPED_NAMES, folder_leaf
+from keepwarm.connectors.folders import decode_mutf7 as decode_mutf7  # re-exported (tests)
+from keepwarm.connectors.folders import is_sent_folder as is_sent_folder  # re-exported (mbox)
 from keepwarm.detect.headers import parse_headers
 from keepwarm.errors import CursorExpired, MalformedInput, TransientError
 from keepwarm.model import Batch, MessageMeta, Skip
@@ -44,35 +47,6 @@ MAX_HEADER_BYTES = 1_000_000
 SETTLE_NS = 2_000_000_000  # larger than file-system clock granularity and small NFS clock skew
 _FIRST_READ = 16_384  # most header blocks fit; bigger ones are read on in doubling chunks
 _BLANK_LINE = re.compile(rb"(?:\A|\n)\r?\n")
-
-SENT_NAMES = frozenset({
-    "sent", "sent items", "sent messages", "sent mail", "sent-mail", "sent_mail", "sentmail",
-    "gesendet", "gesendete objekte", "gesendete elemente", "gesendete nachrichten",
-    "envoyés", "envoyes", "éléments envoyés", "messages envoyés", "enviados",
-    "elementos enviados", "mensajes enviados", "itens enviados", "inviata", "posta inviata",
-    "inviati", "verzonden", "verzonden items", "skickat", "skickade objekt", "sendt",
-    "sendte elementer", "lähetetyt", "wysłane", "elementy wysłane", "odeslané", "отправленные",
-})  # fmt: skip
-SKIPPED_NAMES = frozenset({
-    "trash", "deleted", "deleted items", "deleted messages", "bin", "papierkorb",
-    "gelöschte elemente", "corbeille", "éléments supprimés", "papelera", "cestino",
-    "prullenbak", "junk", "junk e-mail", "junk email", "spam", "bulk mail", "spamverdacht",
-    "drafts", "entwürfe", "brouillons", "borradores", "bozze", "concepten", "outbox",
-    "postausgang", "boîte d'envoi",
-})  # fmt: skip
-
-
-def folder_leaf(name: str) -> str:
-    """The last component of a folder name, case-folded, for matching well-known names."""
-    return name.replace("\\", "/").rsplit("/", 1)[-1].strip().casefold()
-
-
-def is_sent_folder(name: str, configured: str | None = None) -> bool:
-    """True for the usual sent-folder names in several languages, or the configured one."""
-    leaf = folder_leaf(name)
-    if configured and configured.casefold() in (name.casefold(), leaf):
-        return True
-    return leaf in SENT_NAMES
 
 
 def read_header_block(path: str) -> bytes:
@@ -98,29 +72,6 @@ def read_header_block(path: str) -> bytes:
             data += more
     finally:
         os.close(fd)
-
-
-def decode_mutf7(name: str) -> str:
-    """Decode IMAP modified UTF-7 (RFC 3501), as Dovecot names Maildir++ folders: `Envoy&AOk-s`."""
-    if "&" not in name:
-        return name
-    out: list[str] = []
-    pos = 0
-    while pos < len(name):
-        amp = name.find("&", pos)
-        dash = name.find("-", amp) if amp >= 0 else -1
-        if amp < 0 or dash < 0:
-            out.append(name[pos:])
-            break
-        out.append(name[pos:amp])
-        encoded = name[amp + 1 : dash].replace(",", "/")
-        try:
-            decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-16-be")
-        except (ValueError, UnicodeDecodeError):
-            decoded = name[amp : dash + 1]  # not modified UTF-7 after all: keep it as written
-        out.append(decoded if encoded else "&")
-        pos = dash + 1
-    return "".join(out)
 
 
 @dataclass(slots=True)

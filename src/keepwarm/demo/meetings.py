@@ -1,110 +1,38 @@
 """The owner's meetings: recurring 1:1s and team syncs, client reviews, dinners, all-hands.
 
 Meetings with a contact land on days their email episodes already happen (the same episode
-stream), so the calendar adds weight to a rhythm instead of inventing a second one.
+stream), so the calendar adds weight to a rhythm instead of inventing a second one. How a
+meeting is built (answers, series, holidays) is `planner.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import UTC, timedelta
 
-from keepwarm.demo.maildir import Addr
 from keepwarm.demo.people import FAMILY, NEWCO_MANAGER, OLDCO_MANAGER, STAYERS, SUPPRESSED
+from keepwarm.demo.planner import (
+    DECLINED,
+    TENTATIVE,
+    Meeting,
+    Planner,
+    london_at,
+    with_partstat,
+)
 from keepwarm.demo.timeline import episodes
-from keepwarm.demo.world import LONDON, Contact, World
+from keepwarm.demo.world import LONDON, World
 
-ACCEPTED, DECLINED, TENTATIVE = "ACCEPTED", "DECLINED", "TENTATIVE"
-_UID = "@demo.keepwarm.example"
-
-
-@dataclass(frozen=True, slots=True)
-class Meeting:
-    uid: str
-    summary: str
-    start: datetime | date  # London wall time; a date for all-day events
-    length: timedelta
-    organizer: Addr
-    attendees: tuple[tuple[Addr, str], ...]  # (who, PARTSTAT), the owner included
-    rrule: dict[str, object] | None = None
-    exdates: tuple[datetime, ...] = ()
-    moved: tuple[tuple[datetime, datetime], ...] = ()  # (RECURRENCE-ID, new start)
-    status: str = "CONFIRMED"
-    invited_by_mail: bool = False  # the organizer's invitation also arrived as an email
-
-    @property
-    def first_start_utc(self) -> datetime:
-        if isinstance(self.start, datetime):
-            return self.start.astimezone(UTC)
-        return datetime.combine(self.start, time(12), UTC)
+__all__ = ["Meeting", "plan"]  # Meeting is re-exported: the calendar and extras import it here
 
 
 def plan(world: World) -> list[Meeting]:
     """Every meeting of the two years, plus the next few weeks."""
-    planner = _Planner(world)
+    planner = _Meetings(world)
     return [*planner.oldco(), *planner.newco(), *planner.clients(), *planner.private()]
 
 
-def _at(day: date, hour: float) -> datetime:
-    return datetime.combine(day, time(), LONDON) + timedelta(hours=hour)
-
-
-class _Planner:
-    def __init__(self, world: World) -> None:
-        self.w = world
-        self.people = {c.address: c for c in world.contacts}
-        self.rng = world.rng("meetings")
-        me = world.owner
-        self.me_old: Addr = (me.name, me.old_work)
-        self.me_new: Addr = (me.name, me.new_work)
-        self.me_home: Addr = (me.name, me.personal)
-
-    def who(self, contact: Contact | str) -> Addr:
-        c = self.people[contact] if isinstance(contact, str) else contact
-        return (c.name, c.address)
-
-    def meeting(
-        self,
-        uid: str,
-        summary: str,
-        start: datetime | date,
-        minutes: float,
-        organizer: Addr,
-        people: Iterable[Addr],
-        *,
-        rrule: dict[str, object] | None = None,
-        exdates: tuple[datetime, ...] = (),
-        moved: tuple[tuple[datetime, datetime], ...] = (),
-        status: str = "CONFIRMED",
-        invited_by_mail: bool = False,
-    ) -> Meeting:
-        """Everyone accepted (the organizer attends too); `_with_partstat` changes one answer."""
-        attendees = tuple((p, ACCEPTED) for p in dict.fromkeys((organizer, *people)))
-        return Meeting(
-            uid + _UID, summary, start, timedelta(minutes=minutes), organizer, attendees,
-            rrule, exdates, moved, status, invited_by_mail,
-        )  # fmt: skip
-
-    def weekly(self, after: datetime, weekday: int, hour: float) -> datetime:
-        """The first `weekday` strictly after `after`, at `hour` London time."""
-        day = after.astimezone(LONDON).date()
-        return _at(day + timedelta(days=(weekday - day.weekday()) % 7 or 7), hour)
-
-    def first_of_month(self, after: datetime, weekday: int, hour: float) -> datetime:
-        """The first `weekday` of the month after `after`'s: where a BYDAY=1XX series starts."""
-        day = after.astimezone(LONDON).date().replace(day=1) + timedelta(days=32)
-        day = day.replace(day=1)
-        return _at(day + timedelta(days=(weekday - day.weekday()) % 7), hour)
-
-    def on_holiday(self, first: datetime, until: datetime) -> tuple[datetime, ...]:
-        """Weekly instances the owner was away for: the EXDATEs of a series."""
-        out, at = [], first
-        while at < until:
-            if self.w.on_vacation(at.astimezone(UTC)):
-                out.append(at)
-            at = _at(at.date() + timedelta(days=7), at.hour + at.minute / 60)
-        return tuple(out)
+class _Meetings(Planner):
+    """The owner's meetings, one method per part of their life."""
 
     def oldco(self) -> Iterator[Meeting]:
         staff = self.w.in_group("oldco", "oldco_stayer")
@@ -123,7 +51,7 @@ class _Planner:
         )
         team = [self.who(STAYERS[0][1]), *map(self.who, staff[3:6])]
         sync = self.weekly(self.w.start, 3, 14)
-        moved = _at(sync.date() + timedelta(weeks=30), 14)  # a launch pushed one sync a day
+        moved = london_at(sync.date() + timedelta(weeks=30), 14)  # a launch pushed one sync a day
         yield self.meeting(
             "oldco-sync",
             "Platform team sync",
@@ -147,7 +75,7 @@ class _Planner:
         )
         for i, (name, address) in enumerate(STAYERS):
             for j, at in enumerate(episodes(self.w, self.people[address], 1)[1::3]):
-                lunch = _at(at.astimezone(LONDON).date(), 12.5)
+                lunch = london_at(at.astimezone(LONDON).date(), 12.5)
                 if lunch.astimezone(UTC) < self.w.now - timedelta(hours=2):
                     yield self.meeting(
                         f"lunch-{i}-{j}",
@@ -163,7 +91,7 @@ class _Planner:
         boss = self.who(NEWCO_MANAGER[1])
         one = self.weekly(self.w.move, 0, 11)
         # One 1:1 moved to the Tuesday (the RECURRENCE-ID exception), the rest open-ended.
-        moved = _at(one.date() + timedelta(weeks=3), 11)
+        moved = london_at(one.date() + timedelta(weeks=3), 11)
         yield self.meeting(
             "newco-1on1",
             "Sana / Alex weekly",
@@ -218,7 +146,7 @@ class _Planner:
             [self.me_new, *map(self.who, staff[6:9])],
             invited_by_mail=True,
         )
-        yield _with_partstat(declined, self.me_new, DECLINED)
+        yield with_partstat(declined, self.me_new, DECLINED)
 
     def clients(self) -> Iterator[Meeting]:
         """Quarterly reviews on the days of the main contact's email episodes, plus one ahead."""
@@ -228,7 +156,7 @@ class _Planner:
             # A slot in both offices' working hours: New York mornings are London afternoons.
             slot = 15.0 if contact.tz == "America/New_York" else 10.5
             for j, at in enumerate(episodes(self.w, contact, 0)):
-                review = _at(at.astimezone(LONDON).date(), slot)
+                review = london_at(at.astimezone(LONDON).date(), slot)
                 if review < self.w.now - timedelta(hours=2) and self.rng.random() < 0.7:
                     me = self.me_old if review < self.w.move else self.me_new
                     yield self.meeting(
@@ -242,12 +170,12 @@ class _Planner:
         first = self.who(self.w.in_group("client")[0])
         ahead = self.weekly(self.w.now + timedelta(days=14), 2, 15)
         upcoming = self.meeting("review-next", "Quarterly review", ahead, 60, self.me_new, [first])
-        yield _with_partstat(upcoming, first, TENTATIVE)  # not answered for sure yet
+        yield with_partstat(upcoming, first, TENTATIVE)  # not answered for sure yet
 
     def private(self) -> Iterator[Meeting]:
         for i, friend in enumerate(self.w.in_group("close")):
             for j, at in enumerate(episodes(self.w, friend, 0)[2::6]):
-                dinner = _at(at.astimezone(LONDON).date(), 19.5)
+                dinner = london_at(at.astimezone(LONDON).date(), 19.5)
                 if dinner.astimezone(UTC) < self.w.now - timedelta(hours=4):
                     yield self.meeting(
                         f"dinner-{i}-{j}",
@@ -294,8 +222,3 @@ class _Planner:
         porto = (self.w.now - timedelta(days=200)).astimezone(LONDON).date()
         family = [self.me_home, *(self.who(a) for _, a, _ in FAMILY[:4])]
         yield self.meeting("porto", "Family weekend in Porto", porto, 3 * 24 * 60, sister, family)
-
-
-def _with_partstat(meeting: Meeting, who: Addr, partstat: str) -> Meeting:
-    attendees = tuple((p, partstat if p == who else s) for p, s in meeting.attendees)
-    return replace(meeting, attendees=attendees)

@@ -1,19 +1,27 @@
 """Compose the weekly digest from assessments: what to say, in which order. Pure; no I/O.
 
 Rendering (text, HTML, JSON) is `render.py`; sending is a later `send.py`. Everything a renderer
-shows is decided here, including the wording, so the three formats never disagree.
+shows is decided here or in `lines.py` (each line's wording), so the three formats never disagree.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from keepwarm.config.schema import DIGEST_SECTIONS, DigestConfig
 from keepwarm.digest import words
+from keepwarm.digest.lines import (
+    LineContext,
+    account_line,
+    circle_line,
+    contact_line,
+    day_text,
+    owed_line,
+    score,
+    suggest,
+)
 from keepwarm.digest.model import (
     AccountHealth,
     AccountLine,
@@ -22,7 +30,7 @@ from keepwarm.digest.model import (
     Digest,
     Section,
 )
-from keepwarm.digest.sparkline import month_keys, monthly_series
+from keepwarm.digest.sparkline import month_keys
 from keepwarm.relationship.state import Assessment, Circle
 
 TITLES = {
@@ -35,7 +43,6 @@ TITLES = {
 }
 EMPTY_LINE = "All warm this week: nobody is going cold."
 UPCOMING_DAYS = 14  # a meeting this close is worth preparing for; further out it is just a plan
-SNOOZE = "30d"
 _QUIET = frozenset({"muted", "dormant"})
 
 __all__ = [
@@ -48,23 +55,6 @@ __all__ = [
     "compose",
     "score",
 ]
-
-
-def score(assessment: Assessment) -> float:
-    """What you stand to lose: warmth lost × how overdue.
-
-    `overdue` is silence over the typical gap, 0 when no rhythm is known. Anyone cooling or
-    cold is at least due, so it counts as no less than 1 and warmth lost alone ranks them.
-    """
-    return assessment.warmth_lost * max(assessment.overdue, 1.0)
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    now: datetime
-    tz: tzinfo
-    config: DigestConfig
-    quiet_org: Mapping[str, str]  # contact key -> organisation circle they went quiet with
 
 
 def compose(
@@ -86,7 +76,7 @@ def compose(
         raise ValueError("compose needs a timezone-aware now")
     tz = _zone(config.timezone)
     quiet_org = {k: c.name for c in circles if c.kind == "organisation" for k in c.cold}
-    ctx = _Context(now, tz, config, quiet_org)
+    ctx = LineContext(now, tz, config, quiet_org)
     listed = [a for a in assessments if _listable(a, now)]
     meeting = {a.state.key: _next_meeting(a, planned, now) for a in listed}
     names = {a.state.key: a.state.name or a.state.key for a in assessments}
@@ -103,20 +93,22 @@ def compose(
         ]
         alerts.sort(key=lambda a: (-score(a), a.state.key))
         shown = alerts[: config.max_items]
-        lines = tuple(_line(a, ctx, suggestion=_suggest(a, ctx)) for a in shown)
+        lines = tuple(contact_line(a, ctx, suggestion=suggest(a, ctx)) for a in shown)
         return Section("going_cold", TITLES["going_cold"], lines, omitted=len(alerts) - len(shown))
 
     def owed_replies() -> Section:
         owed = [a for a in listed if a.owed_reply_since is not None]
         owed.sort(key=lambda a: (a.owed_reply_since or now, a.state.key))
-        return Section("owed_replies", TITLES["owed_replies"], tuple(_owed(a, ctx) for a in owed))
+        return Section(
+            "owed_replies", TITLES["owed_replies"], tuple(owed_line(a, ctx) for a in owed)
+        )
 
     def reconnected() -> Section:
         back = [a for a in listed if a.reconnected_at is not None]
         back.sort(key=lambda a: a.state.key)
         back.sort(key=lambda a: a.reconnected_at or now, reverse=True)  # the newest news first
         lines = tuple(
-            _line(a, ctx, suggestion=None, detail=f"They answered on {_day(when, ctx)}.")
+            contact_line(a, ctx, suggestion=None, detail=f"They answered on {day_text(when, ctx)}.")
             for a in back
             if (when := a.reconnected_at) is not None
         )
@@ -133,7 +125,7 @@ def compose(
         ]
         soon.sort(key=lambda pair: (pair[0], pair[1].state.key))
         lines = tuple(
-            _line(
+            contact_line(
                 a,
                 ctx,
                 detail=f"You meet on {words.day(when, tz, now)}.",
@@ -145,7 +137,7 @@ def compose(
 
     def circle_section() -> Section:
         ordered = sorted(circles, key=lambda c: (-c.share, c.name))
-        lines = tuple(_circle(c, names, ctx) for c in ordered)
+        lines = tuple(circle_line(c, names, ctx) for c in ordered)
         return Section("circles", TITLES["circles"], circles=lines)
 
     def sync_health() -> Section:
@@ -154,7 +146,9 @@ def compose(
             key=lambda a: a.name,
         )
         return Section(
-            "sync_health", TITLES["sync_health"], accounts=tuple(_account(a, ctx) for a in failing)
+            "sync_health",
+            TITLES["sync_health"],
+            accounts=tuple(account_line(a, ctx) for a in failing),
         )
 
     builders: dict[str, Callable[[], Section]] = {
@@ -209,79 +203,6 @@ def _next_meeting(
     found = [a.next_meeting, (planned or {}).get(a.state.key)]
     future = [when for when in found if when is not None and when >= now]
     return min(future, default=None)
-
-
-def _day(when: datetime | None, ctx: _Context) -> str:
-    return "never" if when is None else words.day(when, ctx.tz, ctx.now)
-
-
-def _suggest(a: Assessment, ctx: _Context) -> str:
-    quiet = ctx.quiet_org.get(a.state.key)
-    return words.suggestion(a, tz=ctx.tz, now=ctx.now, quiet_org=quiet)
-
-
-def _line(
-    a: Assessment, ctx: _Context, *, suggestion: str | None, detail: str | None = None
-) -> ContactLine:
-    state = a.state
-    address = shlex.quote(state.key)  # a quote in an address must not break the command
-    return ContactLine(
-        key=state.key,
-        name=state.name,
-        address=state.key,
-        organisation=state.organisation,
-        status=a.status,
-        rhythm=words.rhythm(a.typical_gap_days, a.silence_days),
-        last_touch=state.last_touch,
-        last_touch_text=_day(state.last_touch, ctx),
-        last_kind=state.last_kind,
-        subject=state.last_subject if ctx.config.subjects else None,
-        sparkline=monthly_series(state.monthly, ctx.now),
-        suggestion=suggestion,
-        detail=detail,
-        reasons=a.reasons,
-        snooze=f"keepwarm snooze {address} {SNOOZE}",
-        ignore=f"keepwarm ignore {address}",
-        score=score(a),
-    )
-
-
-def _owed(a: Assessment, ctx: _Context) -> ContactLine:
-    since = a.owed_reply_since or ctx.now
-    waited = words.duration((ctx.now - since).total_seconds() / 86400)
-    detail = f"Their message of {_day(since, ctx)} has waited {waited}."
-    return _line(a, ctx, suggestion=_suggest(a, ctx), detail=detail)
-
-
-def _circle(c: Circle, names: Mapping[str, str], ctx: _Context) -> CircleLine:
-    return CircleLine(
-        name=c.name,
-        kind=c.kind,
-        text=words.circle_text(c, ctx.tz, ctx.now),
-        members=len(c.members),
-        cold=len(c.cold),
-        share=c.share,
-        since=c.since,
-        names=tuple(sorted(names.get(key, key) for key in c.cold)),
-        suggestion=f"Ask how things are at {c.name}" if c.kind == "organisation" else None,
-    )
-
-
-def _account(a: AccountHealth, ctx: _Context) -> AccountLine:
-    synced = "never synced"
-    if a.last_sync is not None:
-        local = a.last_sync.astimezone(ctx.tz)
-        synced = f"last synced {_day(a.last_sync, ctx)} {local:%H:%M}"
-    return AccountLine(
-        name=a.name,
-        kind=a.kind,
-        error_kind=a.error_kind,
-        error=a.error or (a.error_kind or "failing"),
-        # Without a known fix, `status` at least shows the whole error and what to try.
-        fix=a.fix or "keepwarm status",
-        last_sync=a.last_sync,
-        last_sync_text=synced,
-    )
 
 
 _PHRASES = {

@@ -4,6 +4,7 @@ This is the hot path of a full replay (a million touchpoints). Per touchpoint th
 few attributes and compares datetimes: subtracting two datetimes that share a tzinfo (all UTC
 here) costs a fraction of `timestamp()`, which asks the tzinfo for its offset each time. Seconds
 as floats, logarithms, powers and month numbers are computed only when an episode opens.
+The model's numbers arrive prepared (`fold_params.py`); the organisation is `organisation.py`'s.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from keepwarm.config.schema import ModelConfig
-from keepwarm.detect.addresses import organisation_of
 from keepwarm.model import Direction, Kind, Role, Touchpoint
-from keepwarm.relationship.rhythm import GAP_FLOOR_DAYS, QuietTest
+from keepwarm.relationship.fold_params import DAY, fold_params
+from keepwarm.relationship.organisation import contact_organisation
+from keepwarm.relationship.rhythm import GAP_FLOOR_DAYS
 from keepwarm.relationship.state import ContactState
 
-DAY = 86400.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Earlier than any touch: the "previous touch" of the first one.
 _DAWN = datetime.min.replace(tzinfo=UTC)
@@ -89,7 +90,7 @@ def _scan(
     repeated at another time is caught by the set count at the end (one C-level pass, cheaper
     than a set lookup per touchpoint in Python) and sends the caller to the slow path.
     """
-    p = _params(model, tier)
+    p = fold_params(model, tier)
     w_out, w_in, w_cc = p.w_out, p.w_in, p.w_cc
     w_1to1, w_small, w_large, small = p.w_1to1, p.w_small, p.w_large, p.small
     email, meeting, out, inbound, cc, sender = _EMAIL, _MEETING, _OUT, _IN, _CC, _FROM
@@ -216,7 +217,7 @@ def _scan(
     # shares one; only then is the full (natural_key, counterpart) count needed.
     if distinct != count and (multi or count != len(set(map(_identity, items)))):
         return None
-    organisation = _organisation(addresses, per_address, extra_free_mail)
+    organisation = contact_organisation(addresses, per_address, extra_free_mail)
     if last is None or first is None:
         return ContactState(key=key, addresses=addresses, organisation=organisation)
     # Close the last episode; warmth then decays from its start to the very last touch.
@@ -253,42 +254,6 @@ def _scan(
     )
 
 
-class _Params:
-    """The model's numbers in the form the loop wants, prepared once per (model, tier)."""
-
-    __slots__ = (
-        "episode_gap", "half_life", "min_silence", "model", "quiet", "response", "small",
-        "tier", "w_1to1", "w_cc", "w_in", "w_large", "w_out", "w_small",
-    )  # fmt: skip
-
-    def __init__(self, model: ModelConfig, tier: str) -> None:
-        weights = model.weights
-        self.model, self.tier = model, tier
-        self.w_out, self.w_in, self.w_cc = weights.out_direct, weights.in_direct, weights.cc
-        self.w_1to1, self.w_small = weights.meeting_1to1, weights.meeting_small
-        self.w_large, self.small = weights.meeting_large, weights.small_meeting
-        self.episode_gap = timedelta(days=model.episode_gap_days)
-        self.min_silence = timedelta(days=model.min_days)
-        self.response = timedelta(days=model.response_days)
-        self.half_life = model.half_life_days * DAY
-        self.quiet = QuietTest(model, tier)
-
-
-_last_params: _Params | None = None
-
-
-def _params(model: ModelConfig, tier: str) -> _Params:
-    """A replay folds thousands of contacts with one model and a few tiers: keep the last one.
-
-    The cache holds the model itself, so an identity match cannot be a recycled id.
-    """
-    global _last_params
-    found = _last_params
-    if found is None or found.model is not model or found.tier != tier:
-        found = _last_params = _Params(model, tier)
-    return found
-
-
 def _month_key(month: int) -> str:
     """ "YYYY-MM" of year * 12 + month - 1; cached, since formatting costs more than the fold."""
     found = _MONTH_KEYS.get(month)
@@ -298,17 +263,3 @@ def _month_key(month: int) -> str:
 
 
 _MONTH_KEYS: dict[int, str] = {}
-
-
-def _organisation(
-    addresses: tuple[str, ...], per_address: dict[str, int], extra_free_mail: tuple[str, ...]
-) -> str | None:
-    """The organisation most of the contact's touchpoints went through (ties: address order)."""
-    if len(addresses) == 1:
-        return organisation_of(addresses[0], extra_free_mail)
-    scores: dict[str, int] = {}
-    for address in dict.fromkeys((*addresses, *per_address)):
-        org = organisation_of(address, extra_free_mail)
-        if org is not None:
-            scores[org] = scores.get(org, 0) + per_address.get(address, 0)
-    return max(scores, key=scores.__getitem__, default=None)
