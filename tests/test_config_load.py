@@ -288,15 +288,15 @@ IMAP = {"kind": "imap", "host": "imap.example.org", "username": "me", "password_
          ['accounts[0].security: "none" (unencrypted) is refused for non-loopback host'
           ' "imap.example.org"']),
         ({"kind": "ics", "url": "ftp://x.org/a.ics"},
-         ['accounts[0].url: must be a URL with scheme http, https or file, got "ftp://x.org/a.ics"']),
+         ['accounts[0].url: must be a URL with scheme http, https or file, got "ftp://x.org/..."']),
         ({"kind": "caldav", "url": "file:///dav", "username": "me", "password_env": "PW"},
-         ['accounts[0].url: must be a URL with scheme http or https, got "file:///dav"']),
+         ['accounts[0].url: must be a URL with scheme http or https, got "file:///..."']),
         ({"kind": "caldav", "url": "https:///dav", "username": "me", "password_env": "PW"},
-         ['accounts[0].url: must name a host, got "https:///dav"']),
+         ['accounts[0].url: must name a host, got "https:///..."']),
         ({"kind": "outlook", "client_id": "c", "authority": "http://login.example.org/"},
-         ['accounts[0].authority: must be a URL with scheme https, got "http://login.example.org/"']),
+         ['accounts[0].authority: must be a URL with scheme https, got "http://login.example.org/..."']),
         ({"kind": "gmail", "credentials_file": "/c.json", "endpoint": "localhost:8080"},
-         ['accounts[0].endpoint: must be a URL with scheme http or https, got "localhost:8080"']),
+         ['accounts[0].endpoint: must be a URL with scheme http or https, got a value that is not a URL']),
         ({"kind": "maildir", "path": "/m", "addresses": ("me",)},
          ['accounts[0].addresses[0]: must be an email address (or @domain), got "me"']),
     ],
@@ -493,3 +493,23 @@ def test_find_path_expands_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "k.toml").write_text("", encoding="utf-8")
     assert find_path("~/k.toml") == tmp_path / "k.toml"
+
+
+def test_problem_messages_never_echo_secrets() -> None:
+    text = """
+[[accounts]]
+name = "feed"
+kind = "ics"
+url = "ftp://user:hunter2@calendar.example/private-token-abc/basic.ics"
+
+[smtp]
+host = "smtp.example.org"
+password_command = "echo hunter2"
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    message = str(caught.value)
+    assert "smtp.password_command" in message
+    assert "accounts[0].url" in message
+    assert "hunter2" not in message
+    assert "private-token-abc" not in message

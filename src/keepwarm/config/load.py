@@ -96,7 +96,7 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError) -> str:
 
 def _table(cls: type[Any], raw: Any, where: str, out: Problems, base: Any) -> Any:
     if not isinstance(raw, dict):
-        out.append((where, f"must be a table, got {show(raw)}"))
+        out.append((where, f"must be a table, got {show(raw, where)}"))
         return base if base is not None else cls()
     hints = typing.get_type_hints(cls)
     # A field named for a Python keyword (from_) is spelled without the underscore in TOML.
@@ -150,20 +150,20 @@ def _scalar(tp: type, raw: Any, where: str, meta: Mapping[str, Any], out: Proble
     if tp is float:
         value = float(value)
     if tp is float and not math.isfinite(value):
-        out.append((where, f"must be a finite number, got {show(raw)}"))
+        out.append((where, f"must be a finite number, got {show(raw, where)}"))
         return _BAD
     for rule, sign, holds in _BOUNDS:
         if rule in meta and not holds(value, meta[rule]):
-            out.append((where, f"must be {sign} {meta[rule]}, got {show(raw)}"))
+            out.append((where, f"must be {sign} {meta[rule]}, got {show(raw, where)}"))
             return _BAD
     if "choices" in meta and value not in meta["choices"]:
-        out.append((where, f"must be one of {', '.join(meta['choices'])}, got {show(raw)}"))
+        out.append((where, f"must be one of {', '.join(meta['choices'])}, got {show(raw, where)}"))
         return _BAD
     return value
 
 
 def _wrong(tp: Any, raw: Any, where: str, out: Problems) -> object:
-    out.append((where, f"must be {_describe(tp)}, got {show(raw)}"))
+    out.append((where, f"must be {_describe(tp)}, got {show(raw, where)}"))
     return _BAD
 
 
