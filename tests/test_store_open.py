@@ -34,14 +34,20 @@ def test_migrated_schema_matches_the_models(store_url: str) -> None:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
     finally:
         engine.dispose()
 
 
 def test_migrations_ship_inside_the_package() -> None:
     migrations = resources.files("keepwarm.store.migrations")
-    for name in ("env.py", "script.py.mako", "versions/__init__.py", "versions/0001_initial.py"):
+    for name in (
+        "env.py",
+        "script.py.mako",
+        "versions/__init__.py",
+        "versions/0001_initial.py",
+        "versions/0002_outbox.py",
+    ):
         assert migrations.joinpath(name).is_file(), name
 
 

@@ -18,6 +18,7 @@ from types import FrameType
 import structlog
 
 from keepwarm.config.schema import AccountConfig, Config
+from keepwarm.daemon.digest_due import send_if_due
 from keepwarm.daemon.sync import sync_all
 from keepwarm.errors import ConfigError
 from keepwarm.store import Store
@@ -58,6 +59,8 @@ class Service:
                 if self._stop.is_set():
                     break
                 self._poll(account)
+            if not self._stop.is_set():  # after the polls, so a digest sent on wake is fresh
+                send_if_due(self.store, self.config, self.now())
             self._stop.wait(self._sleep_seconds())
         log.info("service stopped")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from keepwarm.config.schema import DIGEST_SECTIONS, DigestConfig
@@ -94,14 +95,17 @@ def compose(
         alerts.sort(key=lambda a: (-score(a), a.state.key))
         shown = alerts[: config.max_items]
         lines = tuple(contact_line(a, ctx, suggestion=suggest(a, ctx)) for a in shown)
-        return Section("going_cold", TITLES["going_cold"], lines, omitted=len(alerts) - len(shown))
+        return _section("going_cold", lines, omitted=len(alerts) - len(shown))
+
+    # The other sections are capped too (digest.max_per_section), so a large mailbox with
+    # thousands of unanswered messages still makes a digest one can read (and mail).
+    cap = config.max_per_section
 
     def owed_replies() -> Section:
         owed = [a for a in listed if a.owed_reply_since is not None]
         owed.sort(key=lambda a: (a.owed_reply_since or now, a.state.key))
-        return Section(
-            "owed_replies", TITLES["owed_replies"], tuple(owed_line(a, ctx) for a in owed)
-        )
+        lines = tuple(owed_line(a, ctx) for a in owed[:cap])
+        return _section("owed_replies", lines, omitted=len(owed) - len(lines))
 
     def reconnected() -> Section:
         back = [a for a in listed if a.reconnected_at is not None]
@@ -109,10 +113,10 @@ def compose(
         back.sort(key=lambda a: a.reconnected_at or now, reverse=True)  # the newest news first
         lines = tuple(
             contact_line(a, ctx, suggestion=None, detail=f"They answered on {day_text(when, ctx)}.")
-            for a in back
+            for a in back[:cap]
             if (when := a.reconnected_at) is not None
         )
-        return Section("reconnected", TITLES["reconnected"], lines)
+        return _section("reconnected", lines, omitted=len(back) - len(lines))
 
     def upcoming() -> Section:
         horizon = now + timedelta(days=UPCOMING_DAYS)
@@ -124,6 +128,7 @@ def compose(
             and when <= horizon
         ]
         soon.sort(key=lambda pair: (pair[0], pair[1].state.key))
+        omitted = max(len(soon) - cap, 0)
         lines = tuple(
             contact_line(
                 a,
@@ -131,14 +136,14 @@ def compose(
                 detail=f"You meet on {words.day(when, tz, now)}.",
                 suggestion="Use the meeting to catch up properly: ask how they have been",
             )
-            for when, a in soon
+            for when, a in soon[:cap]
         )
-        return Section("upcoming", TITLES["upcoming"], lines)
+        return _section("upcoming", lines, omitted=omitted)
 
     def circle_section() -> Section:
         ordered = sorted(circles, key=lambda c: (-c.share, c.name))
-        lines = tuple(circle_line(c, names, ctx) for c in ordered)
-        return Section("circles", TITLES["circles"], circles=lines)
+        lines = tuple(circle_line(c, names, ctx) for c in ordered[:cap])
+        return _section("circles", circles=lines, omitted=len(ordered) - len(lines))
 
     def sync_health() -> Section:
         failing = sorted(
@@ -176,6 +181,24 @@ def compose(
         ),
         months=month_keys(now),
     )
+
+
+def _section(key: str, contacts: tuple[ContactLine, ...] = (), **values: Any) -> Section:
+    """A section with its title and, when some were left out, the line that counts them."""
+    omitted = values.get("omitted", 0)
+    if omitted:
+        one, many = _MORE[key]
+        values["more"] = f"…and {omitted} more {one if omitted == 1 else many}."
+    return Section(key, TITLES[key], contacts, **values)
+
+
+_MORE = {
+    "going_cold": ("going cold", "going cold"),
+    "owed_replies": ("reply owed", "replies owed"),
+    "reconnected": ("reconnected", "reconnected"),
+    "circles": ("circle going quiet", "circles going quiet"),
+    "upcoming": ("chance to reconnect", "chances to reconnect"),
+}
 
 
 def _zone(name: str) -> tzinfo:

@@ -89,7 +89,8 @@ class Section:
     contacts: tuple[ContactLine, ...] = ()
     circles: tuple[CircleLine, ...] = ()
     accounts: tuple[AccountLine, ...] = ()
-    omitted: int = 0  # contacts left out by max_items
+    omitted: int = 0  # entries left out by digest.max_items / max_per_section
+    more: str | None = None  # "…and 3 more replies owed." when some were left out
 
     @property
     def size(self) -> int:

@@ -43,14 +43,17 @@ WIDTH = 80  # the text digest must read well in a terminal and in plain-text mai
 JSON_VERSION = 1
 
 
-def render_text(digest: Digest) -> str:
-    """The plain-text digest, wrapped to 80 columns; also the text/plain part of the mail."""
-    return _environment().get_template("digest.txt.j2").render(d=digest)
+def render_text(digest: Digest, *, stop: str | None = None) -> str:
+    """The plain-text digest, wrapped to 80 columns; also the text/plain part of the mail.
+
+    `stop`, in the mail only, is the footer line saying how to stop the digest.
+    """
+    return _environment().get_template("digest.txt.j2").render(d=digest, stop=stop)
 
 
-def render_html(digest: Digest) -> str:
+def render_html(digest: Digest, *, stop: str | None = None) -> str:
     """The HTML digest: tables and inline styles only, since mail clients strip <style>."""
-    return _environment().get_template("digest.html.j2").render(d=digest)
+    return _environment().get_template("digest.html.j2").render(d=digest, stop=stop)
 
 
 def render_json(digest: Digest) -> str:

@@ -201,3 +201,31 @@ IDENTITIES = _table(IdentityRow)
 EVENTS = _table(ContactEventRow)
 STATES = _table(ContactStateRow)
 META = _table(MetaRow)
+
+
+class OutboxRow(Base):
+    """The digest outbox: one row per (recipient, period), written before the SMTP conversation.
+
+    `message` holds the exact bytes tried (as ASCII text: both parts are quoted-printable), so a
+    retry resends the same Message-ID and Date; it is cleared once the server accepted it.
+    """
+
+    __tablename__ = "outbox"
+
+    recipient: Mapped[str] = mapped_column(Key, primary_key=True)
+    period: Mapped[str] = mapped_column(Key, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | skipped
+    message_id: Mapped[str] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcMicros)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_attempt: Mapped[datetime | None] = mapped_column(UtcMicros)
+    next_attempt: Mapped[datetime | None] = mapped_column(UtcMicros)
+    claimed_by: Mapped[str | None] = mapped_column(Text)  # "host:pid" of the sender at work
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcMicros)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcMicros)
+    reply: Mapped[str | None] = mapped_column(Text)  # the server's reply to DATA: "250 2.0.0 ..."
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure, with the server's reply
+
+
+OUTBOX = _table(OutboxRow)

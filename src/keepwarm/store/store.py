@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keepwarm.errors import StoreError
 from keepwarm.model import ContactEvent, Skip, Touchpoint
-from keepwarm.store import accounts, codec, contacts, engine, log
+from keepwarm.store import accounts, codec, contacts, engine, log, outbox
 from keepwarm.store.accounts import AccountState
 from keepwarm.store.sql import chunks
 
@@ -209,6 +209,68 @@ class Store:
         """Set a small named value that belongs to no table of its own."""
         with self._session() as s:
             contacts.set_meta(s, self._dialect, key, value)
+
+    # -- the digest outbox (see store/outbox.py for why each step is atomic) ----------------
+
+    def outbox_entry(self, recipient: str, period: str) -> outbox.OutboxEntry | None:
+        """The outbox row of one period's digest to `recipient`, if any."""
+        with self._session(write=False) as s:
+            return outbox.get(s, recipient, period)
+
+    def outbox_entries(self, limit: int = 20) -> list[outbox.OutboxEntry]:
+        """The newest outbox rows, newest first."""
+        with self._session(write=False) as s:
+            return outbox.recent(s, limit)
+
+    def outbox_claim(
+        self,
+        recipient: str,
+        period: str,
+        *,
+        message_id: str,
+        message: str,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        takeover: str | None = None,
+        ignore_backoff: bool = False,
+    ) -> outbox.OutboxEntry | None:
+        """Become the one sender of this period's digest, before talking to the server.
+
+        Inserts a pending row holding `message_id` and `message`, or takes over a pending row
+        whose claim expired (or whose holder is `takeover`, known dead) and whose retry time has
+        come (unless `ignore_backoff`); the row then keeps its first message. Returns the claimed
+        row, or None when the period was sent, skipped or is claimed by another sender.
+        """
+        with self._session() as s:
+            return outbox.claim(
+                s,
+                self._dialect,
+                recipient,
+                period,
+                message_id=message_id,
+                message=message,
+                owner=owner,
+                now=now,
+                lease=lease,
+                takeover=takeover,
+                ignore_backoff=ignore_backoff,
+            )
+
+    def outbox_sent(self, recipient: str, period: str, *, reply: str, now: datetime) -> None:
+        """The server accepted the digest: record its reply; the period is done."""
+        with self._session() as s:
+            outbox.mark_sent(s, recipient, period, reply=reply, now=now)
+
+    def outbox_failed(self, recipient: str, period: str, *, error: str, retry_at: datetime) -> None:
+        """A send failed before the server accepted it: release the claim until `retry_at`."""
+        with self._session() as s:
+            outbox.mark_failed(s, recipient, period, error=error, retry_at=retry_at)
+
+    def outbox_skipped(self, recipient: str, period: str, *, now: datetime) -> bool:
+        """Mark a period with nothing worth sending as done; False if it already had a row."""
+        with self._session() as s:
+            return outbox.mark_skipped(s, self._dialect, recipient, period, now)
 
     # -- plumbing --------------------------------------------------------------------------
 
