@@ -102,14 +102,23 @@ def _check_account(account: AccountConfig, at: str, out: Problems) -> None:
     if account.kind == "imap":
         _plain_text(account.security, account.host, f"{at}.security", out)
         _check_imap(account, at, out)
+    host = _host(account.url or "") if account.kind == "caldav" else None
+    if host and account.url and account.url[:7].lower() == "http://" and not _is_loopback(host):
+        # Basic auth over plain http hands the password to anyone on the path.
+        message = f"plain http (unencrypted) is refused for non-loopback host {show(host)}"
+        out.append((f"{at}.url", f"{message}: use https"))
     if account.kind in _GOOGLE_KINDS:
         _check_google(account, at, out)
+    if account.kind in ("outlook", "outlook_calendar"):
+        _check_microsoft(account, at, out)
     web = ("http", "https")
     urls = {"url": (*web, "file") if account.kind == "ics" else web, "authority": ("https",)}
     for name, schemes in {"endpoint": web, "graph_endpoint": web, **urls}.items():
-        url = getattr(account, name)
-        if url is not None and (problem := _url_problem(url, schemes)):
-            out.append((f"{at}.{name}", f"{problem}, got {show(url)}"))
+        url = checked = getattr(account, name)
+        if name == "url" and account.kind == "ics" and str(url)[:9].lower() == "webcal://":
+            checked = "https://" + url[9:]  # a subscription link: the feed is served over https
+        if url is not None and (problem := _url_problem(checked, schemes)):
+            out.append((f"{at}.{name}", f"{problem}, got {show(url, name)}"))
 
 
 def _check_imap(account: AccountConfig, at: str, out: Problems) -> None:
@@ -148,6 +157,56 @@ def _check_google(account: AccountConfig, at: str, out: Problems) -> None:
             out.append((f"{at}.users[{i}]", f"must be an email address, got {show(user)}"))
 
 
+_TENANT = re.compile(
+    r"common|consumers|organizations|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+    r"|([A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
+)
+
+
+def _check_microsoft(account: AccountConfig, at: str, out: Problems) -> None:
+    """Delegated or app-only (a client secret and the mailbox it reads), a usable tenant, and
+    bearer tokens never sent in plain text off this machine."""
+    app_only = bool(_sources(account, "client_secret"))
+    # With two secret sources the account already has its problem (_one_source); what app-only
+    # access further needs is said once the secret is settled.
+    settled = len(_sources(account, "client_secret")) <= 1
+    if app_only and settled and not account.mailbox:
+        out.append((f"{at}.mailbox", "app-only access (a client secret) reads one mailbox: set it"))
+    if account.mailbox and not app_only:
+        out.append(
+            (
+                f"{at}.client_secret_file",
+                "mailbox is read with app-only access: set client_secret_file,"
+                " client_secret_env or client_secret_command (or remove mailbox)",
+            )
+        )
+    if not _TENANT.fullmatch(account.tenant):
+        out.append(
+            (
+                f"{at}.tenant",
+                "must be common, consumers, organizations, a tenant id (GUID) or a domain like"
+                f" contoso.onmicrosoft.com, got {show(account.tenant)}",
+            )
+        )
+    elif (
+        app_only
+        and settled
+        and account.tenant in ("common", "consumers", "organizations")
+        and not account.authority
+    ):
+        tenant = show(account.tenant)
+        out.append(
+            (f"{at}.tenant", f"app-only access needs your tenant id or domain, not {tenant}")
+        )
+    graph = account.graph_endpoint
+    if (
+        graph
+        and urlsplit(graph).scheme == "http"
+        and not _is_loopback(urlsplit(graph).hostname or "")
+    ):
+        out.append((f"{at}.graph_endpoint", "must be https (it carries access tokens)"))
+
+
 def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     try:
         parts = urlsplit(url)
@@ -179,6 +238,13 @@ def _one_source(section: AccountConfig | SmtpConfig, at: str, prefix: str, out: 
 def _plain_text(security: str, host: str | None, key: str, out: Problems) -> None:
     if security == "none" and host and not _is_loopback(host):
         out.append((key, f'"none" (unencrypted) is refused for non-loopback host {show(host)}'))
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _is_loopback(host: str) -> bool:

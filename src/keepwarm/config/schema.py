@@ -85,6 +85,39 @@ class AccountConfig:
     client_secret_env: str | None = opt(None, "outlook app-only: env var holding the secret")
     client_secret_command: tuple[str, ...] | None = opt(None, "outlook app-only: secret command")
     max_bytes: int = opt(20_000_000, "ics: the largest feed accepted", gt=0)
+    timeout: float = opt(60.0, "caldav / ics: seconds to wait for the server's answer", gt=0)
+    server_expand: bool = opt(
+        False, "caldav: let the server expand recurring events (default: expanded locally)"
+    )
+    client_secrets_file: str | None = opt(
+        None, "gmail / google_calendar: OAuth client JSON for `keepwarm auth google`", path=True
+    )
+    service_account_file: str | None = opt(
+        None, "gmail / google_calendar: service-account key (domain-wide delegation)", path=True
+    )
+    users: tuple[str, ...] = opt(
+        (), "gmail / google_calendar with service_account_file: the Workspace users to read"
+    )
+    rate_limit: float | None = opt(
+        None, "gmail / google_calendar: quota units (requests) per second; default 250 (10)", gt=0
+    )
+    auth: str = opt(
+        "password",
+        "imap: password | xoauth2 (an OAuth access token: Gmail, Outlook)",
+        choices=("password", "xoauth2"),
+    )
+    oauth_provider: str | None = opt(
+        None,
+        "imap with auth = xoauth2: google | microsoft; unset: the token is read like a password",
+        choices=("google", "microsoft"),
+    )
+    idle: bool = opt(True, "imap: push with IDLE where the server offers it (false: poll only)")
+    lookahead_days: int = opt(365, "outlook_calendar: how far ahead meetings are read", gt=0)
+    fetch_headers: bool = opt(
+        True,
+        "outlook: look up the internet headers of mail the address fields cannot judge"
+        " (lists, Bcc, out of office) to spot automated mail; false: never",
+    )
 
     @property
     def is_mail(self) -> bool:
@@ -175,6 +208,12 @@ class DigestConfig:
     sections: tuple[str, ...] = opt(DIGEST_SECTIONS, "sections shown", choices=DIGEST_SECTIONS)
     subjects: bool = opt(False, "show kept subjects in the digest")
     send_empty: bool = opt(True, "send a one-line digest on a quiet week (false: skip it)")
+    max_per_section: int = opt(
+        20,
+        "most entries in each other section (replies owed, reconnected, circles, upcoming);"
+        " the rest are counted",
+        gt=0,
+    )
 
 
 @dataclass(frozen=True)
