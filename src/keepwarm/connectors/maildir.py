@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,7 +45,18 @@ BATCH_SIZE = 1000
 MAX_HEADER_BYTES = 1_000_000
 SETTLE_NS = 2_000_000_000  # larger than file-system clock granularity and small NFS clock skew
 _FIRST_READ = 16_384  # most header blocks fit; bigger ones are read on in doubling chunks
-_BLANK_LINE = re.compile(rb"(?:\A|\n)\r?\n")
+
+
+def _end_of_headers(data: bytes, start: int) -> int:
+    """Where the blank line ending the header block ends, or -1. bytes.find (memchr-fast) rather
+    than a regex: a leading alternation kept the regex engine from its fast search."""
+    if start == 0 and data[:1] == b"\n":
+        return 1
+    if start == 0 and data[:2] == b"\r\n":
+        return 2
+    ends = [i + n for i, n in ((data.find(b"\n\n", start), 2), (data.find(b"\n\r\n", start), 3))
+            if i >= 0]  # fmt: skip
+    return min(ends) if ends else -1
 
 
 def read_header_block(path: str) -> bytes:
@@ -60,9 +70,9 @@ def read_header_block(path: str) -> bytes:
         data = os.read(fd, _FIRST_READ)
         searched = 0
         while True:
-            found = _BLANK_LINE.search(data, max(0, searched - 3))
-            if found is not None:
-                return data[: found.end()]
+            end = _end_of_headers(data, max(0, searched - 3))
+            if end >= 0:
+                return data[:end]
             if len(data) > MAX_HEADER_BYTES:
                 raise MalformedInput("too-large", f"no end of header block in {len(data)} bytes")
             searched = len(data)

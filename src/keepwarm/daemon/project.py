@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
-from itertools import groupby
+from itertools import groupby, islice
 from operator import attrgetter
 from pathlib import Path
 
@@ -18,30 +18,63 @@ from keepwarm.config.schema import Config
 from keepwarm.model import Touchpoint
 from keepwarm.relationship.assess import assess
 from keepwarm.relationship.directory import Directory, read_vcards
-from keepwarm.relationship.fold import fold
+from keepwarm.relationship.fold import canonical_order, fold
 from keepwarm.relationship.state import Assessment, ContactState
 from keepwarm.store import Store
+
+# Contact states per save transaction in `update`: a few MB of rows, milliseconds of write lock.
+UPDATE_BATCH = 2000
+_counterpart = attrgetter("counterpart")
 
 
 def directory(store: Store, config: Config) -> Directory:
     """Who is who: config rules, vCards named in config, and the contact events of the CLI."""
     people: list[tuple[str | None, tuple[str, ...]]] = []
     for path in config.contacts.vcards:
-        people.extend(read_vcards(Path(path).expanduser().read_text(encoding="utf-8")))
+        # Old exports are often Latin-1: a stray byte must not stop every command.
+        text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+        people.extend(read_vcards(text))
     return Directory.build(config.contacts, config.model, store.contact_events(), people)
 
 
 def _fold(
-    people: Directory, config: Config, key: str, touchpoints: Iterable[Touchpoint]
+    people: Directory,
+    config: Config,
+    key: str,
+    addresses: tuple[str, ...],
+    touchpoints: Iterable[Touchpoint],
 ) -> ContactState:
     return fold(
         key,
-        people.addresses(key),
+        addresses,
         touchpoints,
         config.model,
         people.tier(key),
         extra_free_mail=config.detect.free_mail_domains,
     )
+
+
+def _fold_stream(
+    people: Directory, config: Config, stream: Iterable[Touchpoint]
+) -> Iterator[tuple[str, ContactState]]:
+    """Fold a log stream ordered by counterpart (`Store.iter_touchpoints`), one state per contact.
+
+    A contact with one address folds as its run of the stream passes, so memory holds one
+    contact's touchpoints, not the log. Contacts with several addresses (merged, few) wait for
+    all their runs; so does a counterpart that is not its own key, which the log's normalised
+    addresses make rare but which must not give one contact two states.
+    """
+    pending: dict[str, list[Touchpoint]] = defaultdict(list)
+    for counterpart, group in groupby(stream, key=_counterpart):
+        key = people.key(counterpart)
+        addresses = people.addresses(key)
+        if len(addresses) > 1 or key != counterpart:
+            pending[key].extend(group)
+            continue
+        yield key, _fold(people, config, key, addresses, list(group))
+    for key, touchpoints in pending.items():
+        touchpoints.sort(key=canonical_order)
+        yield key, _fold(people, config, key, people.addresses(key), touchpoints)
 
 
 def rebuild(store: Store, config: Config) -> int:
@@ -51,21 +84,11 @@ def rebuild(store: Store, config: Config) -> int:
 
     def states() -> Iterator[tuple[str, dict[str, object]]]:
         nonlocal count
-        # Contacts with one address fold as the sorted stream passes; merged ones wait for all
-        # their addresses (they are few).
-        pending: dict[str, list[Touchpoint]] = defaultdict(list)
-        for counterpart, group in groupby(store.iter_touchpoints(), key=attrgetter("counterpart")):
-            key = people.key(counterpart)
-            if len(people.addresses(key)) > 1:
-                pending[key].extend(group)
-                continue
+        for key, state in _fold_stream(people, config, store.iter_touchpoints()):
             count += 1
-            yield key, _fold(people, config, key, group).to_dict()
-        for key, touchpoints in pending.items():
-            touchpoints.sort(key=lambda t: (t.occurred_at, t.natural_key))
-            count += 1
-            yield key, _fold(people, config, key, touchpoints).to_dict()
+            yield key, state.to_dict()
 
+    # One transaction: the cache is replaced whole or not at all.
     store.save_states(states(), replace_all=True)
     return count
 
@@ -76,16 +99,24 @@ def update(store: Store, config: Config, counterparts: Iterable[str]) -> int:
     keys = {people.key(address) for address in counterparts}
     if not keys:
         return 0
-    by_key: dict[str, list[Touchpoint]] = defaultdict(list)
     addresses = {address for key in keys for address in people.addresses(key)}
-    for touchpoint in store.iter_touchpoints(addresses):
-        by_key[people.key(touchpoint.counterpart)].append(touchpoint)
-    rows = []
-    for key in keys:
-        touchpoints = sorted(by_key[key], key=lambda t: (t.occurred_at, t.natural_key))
-        rows.append((key, _fold(people, config, key, touchpoints).to_dict()))
-    store.save_states(rows)
-    return len(rows)
+
+    def states() -> Iterator[tuple[str, dict[str, object]]]:
+        unseen = set(keys)
+        for key, state in _fold_stream(people, config, store.iter_touchpoints(addresses)):
+            unseen.discard(key)
+            yield key, state.to_dict()
+        for key in sorted(unseen):  # no touchpoint in the log (yet): an empty state
+            yield key, _fold(people, config, key, people.addresses(key), []).to_dict()
+
+    # Streamed and saved in batches, each its own short transaction: a first sync touches every
+    # contact, and holding the write lock for the whole fold would stall other writers (the
+    # CLI) past their busy timeout. Each contact's state is whole in its batch, and a crash
+    # part-way leaves the rest as stale as a crash before any write would.
+    rows = states()
+    while batch := list(islice(rows, UPDATE_BATCH)):
+        store.save_states(batch)
+    return len(keys)
 
 
 def assessments(store: Store, config: Config, now: datetime) -> list[Assessment]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -39,12 +39,18 @@ class ContactState:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (datetimes as ISO 8601)."""
-        out = asdict(self)
-        for name, value in out.items():
+        # A shallow walk: dataclasses.asdict deep-copies every field, which was a fifth of a
+        # full rebuild.
+        out: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             if isinstance(value, datetime):
-                out[name] = value.isoformat()
+                value = value.isoformat()
             elif isinstance(value, tuple):
-                out[name] = list(value)
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[name] = value
         return out
 
     @classmethod
@@ -62,6 +68,7 @@ class ContactState:
         return cls(**values)
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(ContactState))
 _DATETIMES = frozenset(
     {
         "first_touch", "last_touch", "last_out", "last_in", "last_in_direct",

@@ -107,6 +107,30 @@ def encode(tp: Touchpoint, recorded_at: datetime) -> dict[str, Any]:
     }
 
 
+def encode_rows(tps: Sequence[Touchpoint], recorded_at: datetime) -> list[tuple[Any, ...]]:
+    """Touchpoints -> one tuple per row in COLUMNS order (datetimes as epoch microseconds), for
+    a driver-level executemany that skips SQLAlchemy's per-parameter processing."""
+    recorded = to_micros(recorded_at)
+    return [
+        (
+            tp.natural_key,
+            tp.counterpart,
+            to_micros(tp.occurred_at),
+            tp.kind.value,
+            tp.direction.value,
+            tp.role.value,
+            tp.participants,
+            tp.account,
+            tp.source,
+            tp.name,
+            tp.thread_key,
+            tp.subject,
+            recorded,
+        )
+        for tp in tps
+    ]
+
+
 def encode_columns(tps: Sequence[Touchpoint], recorded_at: datetime) -> dict[str, list[Any]]:
     """Touchpoints -> one list per column (datetimes as epoch microseconds), for array binds."""
     return {

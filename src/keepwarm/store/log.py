@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, Text, bindparam, cast, delete, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,22 @@ _PG_APPEND = (
 )
 
 
+# SQLite: one executemany of plain tuples, which pysqlite runs in C. The new rows are found by
+# looking the batch's keys up first rather than by RETURNING: with RETURNING, SQLAlchemy renders
+# multi-row VALUES and processes every parameter in Python: appending, then re-appending, 120k
+# touchpoints in sync-sized batches took 1.6x the CPU of lookup + executemany.
+_SQLITE_COMPILED = (
+    sqlite.insert(LOG)
+    .values({c: bindparam(c) for c in codec.COLUMNS})
+    .on_conflict_do_nothing(index_elements=NATURAL)
+    .compile(dialect=sqlite.dialect())
+)
+if _SQLITE_COMPILED.positiontup != list(codec.COLUMNS):
+    # encode_rows builds tuples in COLUMNS order: the placeholders must be in that order too.
+    raise ImportError(f"unexpected parameter order {_SQLITE_COMPILED.positiontup}")
+_SQLITE_APPEND = str(_SQLITE_COMPILED)
+
+
 def append(
     s: Session, dialect: str, touchpoints: Sequence[Touchpoint], now: datetime
 ) -> list[Touchpoint]:
@@ -40,20 +56,32 @@ def append(
     batch = codec.unique(touchpoints)
     if not batch:
         return []
-    stmt = (
-        insert(dialect, LOG)
-        .on_conflict_do_nothing(index_elements=NATURAL)
-        .returning(LOG.c.natural_key, LOG.c.counterpart)
-    )
-    inserted: set[tuple[str, str]] = set()
-    for part in chunks(batch, INSERT_BATCH):
-        if dialect == "postgresql":
+    if dialect == "postgresql":
+        inserted: set[tuple[str, str]] = set()
+        for part in chunks(batch, INSERT_BATCH):
             rows = s.execute(_PG_APPEND, codec.encode_columns(part, now))
-        else:
-            rows = s.execute(stmt, [codec.encode(tp, now) for tp in part])
-        inserted.update((nk, cp) for nk, cp in rows)
-    new = [tp for tp in batch if (tp.natural_key, tp.counterpart) in inserted]
+            inserted.update((nk, cp) for nk, cp in rows)
+        new = [tp for tp in batch if (tp.natural_key, tp.counterpart) in inserted]
+    else:
+        new = _append_sqlite(s, batch, now)
     _count(s, dialect, new)
+    return new
+
+
+def _append_sqlite(s: Session, batch: Sequence[Touchpoint], now: datetime) -> list[Touchpoint]:
+    # What is already there is read inside the same transaction, and SQLite lets one writer at
+    # a time in: nothing can land between the lookup and the insert (a deferred transaction
+    # that lost the race fails with SQLITE_BUSY instead). ON CONFLICT stays as a safety net.
+    stored: set[tuple[str, str]] = set()
+    for keys in chunks(sorted({tp.natural_key for tp in batch})):
+        found = s.execute(
+            select(LOG.c.natural_key, LOG.c.counterpart).where(LOG.c.natural_key.in_(keys))
+        )
+        stored.update((nk, cp) for nk, cp in found)
+    new = [tp for tp in batch if (tp.natural_key, tp.counterpart) not in stored]
+    connection = s.connection()
+    for part in chunks(new, INSERT_BATCH):
+        connection.exec_driver_sql(_SQLITE_APPEND, codec.encode_rows(part, now))
     return new
 
 
