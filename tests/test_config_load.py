@@ -296,7 +296,8 @@ IMAP = {"kind": "imap", "host": "imap.example.org", "username": "me", "password_
         ({"kind": "outlook", "client_id": "c", "authority": "http://login.example.org/"},
          ['accounts[0].authority: must be a URL with scheme https, got "http://login.example.org/..."']),
         ({"kind": "gmail", "credentials_file": "/c.json", "endpoint": "localhost:8080"},
-         ['accounts[0].endpoint: must be a URL with scheme http or https, got a value that is not a URL']),
+         ["accounts[0].endpoint: must be a URL with scheme http or https, "
+          "got a value that is not a URL"]),
         ({"kind": "maildir", "path": "/m", "addresses": ("me",)},
          ['accounts[0].addresses[0]: must be an email address (or @domain), got "me"']),
     ],
