@@ -21,7 +21,6 @@ that calendar in the same poll.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ import structlog
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import ConnectorContext, SourceProblem, register
 from keepwarm.connectors.microsoft.auth import TokenSource
+from keepwarm.connectors.microsoft.cursor import dump_cursor, load_cursor
 from keepwarm.connectors.microsoft.events import meeting_meta, organiser_identity
 from keepwarm.connectors.microsoft.graph import IMMUTABLE_IDS, PAGE_SIZE, GraphClient
 from keepwarm.connectors.microsoft.session import http_session
@@ -90,7 +90,7 @@ class OutlookCalendarConnector:
                         calendars[name] = saved
                         state["future_pending"] = state.get("future_pending") or touched
                         batch = self._batch(items, name, owners, now, future=False)
-                        batch.cursor = _dump(state)
+                        batch.cursor = dump_cursor(state)
                         if batch.items or batch.skipped or batch.cursor != last_cursor:
                             last_cursor, yielded = batch.cursor, True
                             yield batch
@@ -108,11 +108,11 @@ class OutlookCalendarConnector:
         if state.get("future_pending"):
             state["future_pending"] = False
             batch = self._future(owners, now)
-            batch.cursor, yielded = _dump(state), True
+            batch.cursor, yielded = dump_cursor(state), True
             yield batch
         log.info("outlook calendar polled", requests=self.client.requests)
         if not yielded:  # the daemon records a sync per stored batch, even an empty one
-            yield Batch(cursor=_dump(state))
+            yield Batch(cursor=dump_cursor(state))
 
     def _rounds(
         self, name: str, saved: dict[str, Any], now: datetime
@@ -245,20 +245,4 @@ def _iso(moment: datetime) -> str:
 
 
 def _load(cursor: str | None, client: GraphClient) -> dict[str, Any]:
-    if not cursor:
-        return {"v": 1, "graph": client.base, "calendars": {}, "future_pending": False}
-    try:
-        state = json.loads(cursor)
-        if not isinstance(state, dict) or state.get("v") != 1:
-            raise TypeError("not a version 1 Outlook calendar cursor")
-        if not isinstance(state.get("calendars"), dict):
-            raise TypeError("no calendars")
-    except (ValueError, TypeError) as exc:
-        raise CursorExpired(f"unreadable Outlook calendar cursor: {exc}") from exc
-    if state.get("graph") != client.base:
-        raise CursorExpired("the cursor belongs to another Graph endpoint or mailbox")
-    return state
-
-
-def _dump(state: dict[str, Any]) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+    return load_cursor(cursor, client.base, {"calendars": {}, "future_pending": False}, "calendars")

@@ -18,7 +18,6 @@ deltaLink, so an idle poll leaves the cursor as it was: one request per folder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import structlog
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import ConnectorContext, SourceProblem, register
 from keepwarm.connectors.microsoft.auth import TokenSource
+from keepwarm.connectors.microsoft.cursor import dump_cursor, load_cursor
 from keepwarm.connectors.microsoft.graph import (
     IMMUTABLE_IDS,
     MAX_CONCURRENT,
@@ -109,7 +109,7 @@ class OutlookMailConnector:
                         stats.pages += 1
                         batch = self._batch(items, name, now, owners, stats)
                         folders[name] = folder_state
-                        batch.cursor = _dump(state)
+                        batch.cursor = dump_cursor(state)
                         if batch.items or batch.skipped or batch.cursor != last_cursor:
                             batch.identities = identities | batch.identities
                             last_cursor, yielded = batch.cursor, True
@@ -133,7 +133,7 @@ class OutlookMailConnector:
             restarted=stats.restarted,
         )
         if not yielded:  # the daemon records a sync per stored batch, even an empty one
-            yield Batch(cursor=_dump(state), identities=identities)
+            yield Batch(cursor=dump_cursor(state), identities=identities)
 
     def _folder_names(self) -> list[str]:
         names: list[str] = []
@@ -258,20 +258,4 @@ def _iso(moment: datetime) -> str:
 
 
 def _load(cursor: str | None, client: GraphClient) -> dict[str, Any]:
-    if not cursor:
-        return {"v": 1, "graph": client.base, "folders": {}}
-    try:
-        state = json.loads(cursor)
-        if not isinstance(state, dict) or state.get("v") != 1:
-            raise TypeError("not a version 1 Outlook cursor")
-        if not isinstance(state.get("folders"), dict):
-            raise TypeError("no folders")
-    except (ValueError, TypeError) as exc:
-        raise CursorExpired(f"unreadable Outlook cursor: {exc}") from exc
-    if state.get("graph") != client.base:
-        raise CursorExpired("the cursor belongs to another Graph endpoint or mailbox")
-    return state
-
-
-def _dump(state: dict[str, Any]) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+    return load_cursor(cursor, client.base, {"folders": {}}, "folders")
