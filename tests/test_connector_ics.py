@@ -3,10 +3,12 @@ real local HTTP(S) server."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -244,6 +246,7 @@ class FeedServer(http.server.ThreadingHTTPServer):
         self.etag: str | None = '"v1"'
         self.last_modified: str | None = None
         self.content_length = True
+        self.stall = 0.0  # seconds before answering
         self.requests: list[dict[str, str]] = []
 
     @property
@@ -257,9 +260,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
 
+    def handle_one_request(self) -> None:
+        # A client that timed out and left: nothing to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle_one_request()
+
     def do_GET(self) -> None:
         srv = self.server
         srv.requests.append({"path": self.path, **dict(self.headers.items())})
+        if srv.stall:
+            time.sleep(srv.stall)
+        if self.path in ("/loop/a", "/loop/b"):
+            return self._redirect("/loop/b" if self.path.endswith("a") else "/loop/a")
         if self.path.startswith("/hop/"):
             left = int(self.path.rsplit("/", 1)[1])
             return self._redirect(f"/hop/{left - 1}" if left > 1 else "/feed.ics")
@@ -515,6 +527,9 @@ def test_https_is_verified_against_ca_file(tmp_path: Path, context: ConnectorCon
         assert "ca_file" in caught.value.fix
         trusted = replace(untrusted, ca_file=str(cert))
         assert keys(list(IcsConnector(trusted, context).poll(None))) == ["a@x"]
+        # A subscription link (webcal://, as iCloud and Outlook give them) is read over https.
+        webcal = replace(trusted, url=url.replace("https://", "webcal://"))
+        assert keys(list(IcsConnector(webcal, context).poll(None))) == ["a@x"]
         # A redirect from https down to plain http is refused, not followed.
         srv.status = 301
         srv.headers_sent = {"Location": "http://127.0.0.1:9/feed.ics"}
@@ -524,3 +539,26 @@ def test_https_is_verified_against_ca_file(tmp_path: Path, context: ConnectorCon
         srv.shutdown()
         srv.server_close()
         thread.join()
+
+
+def test_a_redirect_loop_is_refused(server: FeedServer, context: ConnectorContext) -> None:
+    account = AccountConfig(name="cal", kind="ics", url=f"{server.base}/loop/a")
+    with pytest.raises(SourceProblem, match="in a loop") as caught:
+        list(IcsConnector(account, context).poll(None))
+    assert "final address" in caught.value.fix
+    assert [r["path"] for r in server.requests] == ["/loop/a", "/loop/b", "/loop/a"]
+
+
+def test_a_stalled_server_times_out_as_a_transient_error(
+    server: FeedServer, context: ConnectorContext
+) -> None:
+    server.feed.add(["a@x"])
+    server.stall = 2.0
+    account = AccountConfig(name="cal", kind="ics", url=f"{server.base}/feed.ics", timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        list(IcsConnector(account, context).poll(None))
+    assert time.monotonic() - started < 2.0
+    assert "/feed.ics" not in str(caught.value)
+    server.stall = 0.0
+    assert keys(list(IcsConnector(account, context).poll(None))) == ["a@x"]

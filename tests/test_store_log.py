@@ -122,6 +122,17 @@ def test_planned_meetings_upsert_replace_and_promote(store: Store) -> None:
     assert {s.name: s.touchpoints for s in store.account_states()} == {"cal": 1, "cal2": 0}
 
 
+def test_a_meeting_held_then_deleted_before_the_next_poll_is_kept(store: Store) -> None:
+    held = meeting("evt:a:", "ann@example.org", NOW + timedelta(hours=1))
+    store.ingest("cal", [], [held], [], None, now=NOW, replace_planned=True)
+    # The next poll comes after the meeting, which was deleted from the calendar meanwhile:
+    # it happened, so it joins the log rather than vanishing with the planned rows.
+    new = store.ingest("cal", [], [], [], None, now=NOW + timedelta(hours=3), replace_planned=True)
+    assert new == [held]
+    assert store.planned_meetings() == []
+    assert list(store.iter_touchpoints()) == [held]
+
+
 def test_promoting_a_meeting_already_in_the_log_adds_nothing(store: Store) -> None:
     at = NOW + timedelta(hours=1)
     store.ingest("cal", [], [meeting("evt:a:", "ann@example.org", at)], [], None, now=NOW)

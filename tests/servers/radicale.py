@@ -175,11 +175,16 @@ def _free_port() -> int:
 
 
 def radicale_server(
-    users: dict[str, str], extra: str = "", tls: tuple[Path, Path] | None = None
+    users: dict[str, str],
+    root: Path | None = None,
+    extra: str = "",
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[Radicale]:
-    """The body of a fixture: a started server, or a failed test saying what to install."""
+    """The body of a fixture: a started server, or a failed test saying what to install.
+    Give `root` from pytest's tmp_path_factory: pytest removes it in later runs, even after a
+    run that was killed before it could clean up."""
     try:
-        server = Radicale(users, extra=extra, tls=tls)
+        server = Radicale(users, root=root, extra=extra, tls=tls)
     except RadicaleMissing as exc:
         pytest.fail(str(exc), pytrace=False)
     with server:
@@ -191,9 +196,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="session")
-def radicale() -> Iterator[Radicale]:
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
     """One Radicale for the whole test session (it starts in about a second)."""
-    yield from radicale_server({"admin": secrets.token_hex(8)})
+    yield from radicale_server({"admin": secrets.token_hex(8)}, tmp_path_factory.mktemp("dav"))
 
 
 class DavUser:

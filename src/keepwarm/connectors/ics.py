@@ -9,10 +9,12 @@ The cursor is JSON {etag, last_modified, sha256, expanded}. The window moves wit
 feed may not change for months; so that instances rolling into the horizon are seen, a feed last
 expanded over REFRESH_DAYS ago is fetched unconditionally and expanded again.
 
-HTTP: 30 s timeout, at most 5 redirects and never from https to http, TLS verified (against
-`ca_file` when set), at most `max_bytes`. 5xx, 429 and network failures are TransientError;
-401/403 AuthError; 404, an oversized or non-iCalendar feed are SourceProblem (the user must
-act). Error messages name only the feed's host: feed URLs often carry a secret token.
+HTTP: `timeout` seconds (60) for each answer, at most 5 redirects and never from https to
+http, TLS verified (against `ca_file` when set), at most `max_bytes`. A `webcal://` address
+(what iCloud and Outlook hand out for subscriptions) is fetched over https. 5xx, 429 and
+network failures are TransientError; 401/403 AuthError; 404, an oversized or non-iCalendar
+feed are SourceProblem (the user must act). Error messages name only the feed's host: feed
+URLs often carry a secret token.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from keepwarm.connectors.icalendar_meetings import meetings_from_calendar
 from keepwarm.errors import AuthError, CursorExpired, TransientError
 from keepwarm.model import Batch
 
-TIMEOUT = 30.0
 MAX_REDIRECTS = 5
 HORIZON = timedelta(days=365)
 REFRESH_DAYS = 7
@@ -104,7 +105,7 @@ class IcsConnector:
 
     def _fetch(self, state: dict[str, str | None]) -> tuple[bytes, str | None, str | None] | None:
         """(data, etag, last-modified), or None when the server says nothing changed."""
-        url = self.account.url
+        url = https_url(self.account.url)
         if self.account.path or (url and url.lower().startswith("file:")):
             path = self.account.path or urllib.request.url2pathname(
                 urllib.parse.urlsplit(url or "").path
@@ -121,7 +122,7 @@ class IcsConnector:
             with self._opener().open(
                 # The scheme was checked above: http or https only (S310).
                 urllib.request.Request(url, headers=headers),  # noqa: S310
-                timeout=TIMEOUT,
+                timeout=self.account.timeout,
             ) as response:
                 data = self._read_limited(response, response.headers)
                 return data, response.headers.get("ETag"), response.headers.get("Last-Modified")
@@ -217,6 +218,7 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
     """At most MAX_REDIRECTS redirects, and never from https down to plain http."""
 
     max_redirections = MAX_REDIRECTS
+    max_repeats = 1  # an address seen twice is a loop: no need to go round it four times
 
     def redirect_request(
         self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
@@ -228,6 +230,14 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
                 "use an https feed URL that stays on https",
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def https_url(url: str | None) -> str | None:
+    """`webcal://host/…` -> `https://host/…`: webcal is a hint to open a calendar app, and the
+    feed itself is served over https."""
+    if url and url[:9].lower() == "webcal://":
+        return "https://" + url[9:]
+    return url
 
 
 def _fresh(state: dict[str, Any], now: datetime) -> bool:

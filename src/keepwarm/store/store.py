@@ -91,10 +91,15 @@ class Store:
 
         Re-ingesting a batch adds nothing. The cursor (when not None) moves only if everything
         else in the batch was stored. `replace_planned` drops the account's planned meetings
-        that are not in `planned`. Clears the account's error and sets last_sync to `now`.
+        that are not in `planned` (those whose time has come move into the log first).
+        Clears the account's error and sets last_sync to `now`.
         """
         with self._session() as s:
             new = log.append(s, self._dialect, touchpoints, now)
+            if replace_planned:
+                # A meeting that took place and was deleted before this poll still happened:
+                # planned rows whose time has come join the log before the stale ones go.
+                new += log.promote(s, self._dialect, now)
             log.upsert_planned(s, self._dialect, account, planned, now, replace=replace_planned)
             accounts.record_skips(s, self._dialect, account, skipped, now)
             accounts.add_identities(s, self._dialect, account, identities)
