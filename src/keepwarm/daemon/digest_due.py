@@ -34,7 +34,7 @@ from keepwarm.digest.message import (
 )
 from keepwarm.digest.model import Digest
 from keepwarm.digest.schedule import latest_slot
-from keepwarm.digest.send import Retry, SendError, deliver
+from keepwarm.digest.send import Delivery, Retry, SendError, deliver
 from keepwarm.errors import KeepwarmError, UserError
 from keepwarm.store import Store
 from keepwarm.store.outbox import PENDING, OutboxEntry
@@ -200,21 +200,25 @@ class _Run:
         # (UTF-8 only for an internationalised address), so the outbox keeps them as text.
         return to_bytes(msg).decode("utf-8")
 
+    def _send(self, raw: bytes) -> Delivery:
+        """One delivery of `raw` to this digest's recipient over the configured SMTP."""
+        return deliver(
+            raw,
+            sender=address_of(self.sender),
+            recipient=self.recipient,
+            smtp=self.config.smtp,
+            smtputf8=needs_smtputf8(self.sender, self.to),
+            retry=self.retry,
+            sleep=self.sleep,
+        )
+
     def _deliver(self, claimed: OutboxEntry) -> Outcome:
         raw = (claimed.message or self._render(claimed.message_id)).encode("utf-8")
         if claimed.attempts > 1:
             log.info("resending a digest not known to be accepted", period=self.period,
                      message_id=claimed.message_id, attempt=claimed.attempts)  # fmt: skip
         try:
-            delivery = deliver(
-                raw,
-                sender=address_of(self.sender),
-                recipient=self.recipient,
-                smtp=self.config.smtp,
-                smtputf8=needs_smtputf8(self.sender, self.to),
-                retry=self.retry,
-                sleep=self.sleep,
-            )
+            delivery = self._send(raw)
         except (SendError, UserError) as exc:
             permanent = not isinstance(exc, SendError) or exc.permanent
             when = outbox.retry_at(self.now, claimed.attempts, permanent=permanent)
@@ -236,15 +240,7 @@ class _Run:
         message_id = new_message_id(self.period, self.sender)
         raw = self._render(message_id).encode("utf-8")
         try:
-            delivery = deliver(
-                raw,
-                sender=address_of(self.sender),
-                recipient=self.recipient,
-                smtp=self.config.smtp,
-                smtputf8=needs_smtputf8(self.sender, self.to),
-                retry=self.retry,
-                sleep=self.sleep,
-            )
+            delivery = self._send(raw)
         except (SendError, UserError) as exc:
             failed = self._outcome(
                 "failed",

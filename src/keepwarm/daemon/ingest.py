@@ -134,8 +134,6 @@ def _fail(
     store: Store, result: SyncResult, kind: str, message: str, fix: str, at: datetime
 ) -> None:
     result.error_kind, result.error = kind, message
-    previous = {s.name: s for s in store.account_states()}.get(result.account)
-    repeat = previous is not None and (previous.error_kind, previous.error) == (kind, message)
-    store.record_error(result.account, kind, message, fix, at)
+    new = store.record_error(result.account, kind, message, fix, at)
     # Said once when an account starts failing (or fails differently), not on every poll.
-    (log.debug if repeat else log.error)("account failed", error_kind=kind, error=message, fix=fix)
+    (log.error if new else log.debug)("account failed", error_kind=kind, error=message, fix=fix)

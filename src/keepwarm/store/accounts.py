@@ -39,6 +39,14 @@ def update(s: Session, dialect: str, account: str, values: Mapping[str, Any]) ->
     s.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=dict(values)))
 
 
+def error(s: Session, account: str) -> tuple[str | None, str | None]:
+    """The account's recorded (error_kind, error); (None, None) when it has none."""
+    row = s.execute(
+        select(ACCOUNTS.c.error_kind, ACCOUNTS.c.error).where(ACCOUNTS.c.name == account)
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
 def cursor(s: Session, account: str) -> str | None:
     return s.execute(select(ACCOUNTS.c.cursor).where(ACCOUNTS.c.name == account)).scalar()
 

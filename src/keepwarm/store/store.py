@@ -155,11 +155,14 @@ class Store:
         with self._session() as s:
             accounts.update(s, self._dialect, account, {"cursor": None})
 
-    def record_error(self, account: str, kind: str, message: str, fix: str, now: datetime) -> None:
-        """Remember why the account failed; cleared by its next successful ingest."""
+    def record_error(self, account: str, kind: str, message: str, fix: str, now: datetime) -> bool:
+        """Remember why the account failed (cleared by its next successful ingest); True when
+        this error is new for the account, so callers can report a failure once."""
         values = {"error_kind": kind, "error": message, "error_fix": fix, "last_attempt": now}
         with self._session() as s:
+            before = accounts.error(s, account)
             accounts.update(s, self._dialect, account, values)
+        return before != (kind, message)
 
     def mark_attempt(self, account: str, now: datetime) -> None:
         """Remember that a poll of the account started at `now`."""
