@@ -214,12 +214,17 @@ def test_the_html_part_draws_its_key_content_visibly_in_chromium(tmp_path: Path)
             x0 - 3 <= x <= x1 + 3 and y0 - 3 <= y <= y1 + 3 for x0, y0, x1, y1 in boxes.values()
         )
 
-    for y in range(HEIGHT):
-        if image.rows[y] == without.rows[y]:
-            continue
-        for x in range(WIDTH):
-            if image.pixel(x, y) != without.pixel(x, y):
-                assert near_a_key(x, y), f"({x}, {y}) changed outside the key texts"
+    # Everything else is drawn identically. Two separate Chromium renders may still differ in a
+    # stray anti-aliased pixel (seen once on a loaded machine), so a handful is tolerated; a
+    # misplaced text changes hundreds.
+    stray = [
+        (x, y)
+        for y in range(HEIGHT)
+        if image.rows[y] != without.rows[y]
+        for x in range(WIDTH)
+        if image.pixel(x, y) != without.pixel(x, y) and not near_a_key(x, y)
+    ]
+    assert len(stray) <= 8, f"{len(stray)} pixels changed outside the key texts: {stray[:10]}"
 
 
 def test_the_example_in_the_docs_is_a_real_screenshot() -> None:
