@@ -57,10 +57,3 @@ def test_delete_states(store: Store) -> None:
     assert keys == [f"p{i:04d}@x.org" for i in range(1, 1200, 2)]
     store.delete_states([])
     assert len(store.load_states()) == 600
-
-
-def test_meta_values(store: Store) -> None:
-    assert store.get_meta("digest.last_period") is None
-    store.set_meta("digest.last_period", "2024-W22")
-    store.set_meta("digest.last_period", "2024-W23")
-    assert store.get_meta("digest.last_period") == "2024-W23"

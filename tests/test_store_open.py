@@ -34,7 +34,7 @@ def test_migrated_schema_matches_the_models(store_url: str) -> None:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == "0002"
+            assert context.get_current_revision() == "0003"
     finally:
         engine.dispose()
 
@@ -47,6 +47,7 @@ def test_migrations_ship_inside_the_package() -> None:
         "versions/__init__.py",
         "versions/0001_initial.py",
         "versions/0002_outbox.py",
+        "versions/0003_leases_status.py",
     ):
         assert migrations.joinpath(name).is_file(), name
 

@@ -237,6 +237,18 @@ class DaemonConfig:
     jitter: float = opt(0.1, "random share added to each interval", ge=0, le=1)
     log_level: str = opt("info", "debug | info | warning | error",
                          choices=("debug", "info", "warning", "error"))  # fmt: skip
+    workers: int = opt(4, "accounts polled at the same time; a slow one holds one slot only",
+                       ge=1, le=64)  # fmt: skip
+    push: bool = opt(True, "wake an account early when its server announces new mail (IMAP IDLE)")
+    stop_timeout: int = opt(30, "seconds SIGTERM waits for the batches in flight before exiting",
+                            ge=1, le=600)  # fmt: skip
+    status_interval: int = opt(3600, "seconds between checks that record status changes "
+                               "(warm -> cooling -> cold, reconnected)", ge=60)  # fmt: skip
+    lease_seconds: int = opt(120, "team mode: how long an account stays with a worker that "
+                             "stopped renewing its lease", ge=15, le=3600)  # fmt: skip
+    worker_id: str = opt("", "team mode: this worker's name in leases and logs; empty = host:pid")
+    metrics_listen: str = opt("", "host:port for the Prometheus endpoint, e.g. 127.0.0.1:9464; "
+                              "empty = off")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from keepwarm.model import ContactEvent
-from keepwarm.store.schema import EVENTS, META, STATES
+from keepwarm.store.schema import EVENTS, STATES
 from keepwarm.store.sql import chunks, insert
 
 # States per executemany: bounds memory when a rebuild streams every contact through.
@@ -55,12 +55,3 @@ def load_states(s: Session) -> list[dict[str, Any]]:
 def delete_states(s: Session, keys: Collection[str]) -> None:
     for part in chunks(sorted(set(keys))):
         s.execute(delete(STATES).where(STATES.c.key.in_(part)))
-
-
-def get_meta(s: Session, key: str) -> str | None:
-    return s.execute(select(META.c.value).where(META.c.key == key)).scalar()
-
-
-def set_meta(s: Session, dialect: str, key: str, value: str) -> None:
-    stmt = insert(dialect, META).values(key=key, value=value)
-    s.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))

@@ -176,15 +176,6 @@ class ContactStateRow(Base):
     data: Mapped[str] = mapped_column(Text)
 
 
-class MetaRow(Base):
-    """Small named values that belong to no table of their own."""
-
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(Text, primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
 def _table(cls: type[Base]) -> Table:
     table = cls.__table__
     if not isinstance(table, Table):  # typed as FromClause; Core statements want the Table
@@ -200,7 +191,6 @@ SKIPPED = _table(SkippedRow)
 IDENTITIES = _table(IdentityRow)
 EVENTS = _table(ContactEventRow)
 STATES = _table(ContactStateRow)
-META = _table(MetaRow)
 
 
 class OutboxRow(Base):
@@ -229,3 +219,47 @@ class OutboxRow(Base):
 
 
 OUTBOX = _table(OutboxRow)
+
+
+class LeaseRow(Base):
+    """Which worker polls an account (team mode), until when, under which fencing token.
+
+    `token` grows by one each time the account changes hands, so a worker that was paused past
+    its lease finds its token stale and writes nothing (see store/leases.py).
+    """
+
+    __tablename__ = "leases"
+
+    account: Mapped[str] = mapped_column(Key, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text)  # worker id, "host:pid" unless configured
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UtcMicros)
+    acquired_at: Mapped[datetime] = mapped_column(UtcMicros)
+
+
+class ContactStatusRow(Base):
+    """Each contact's last recorded status, the base the next status check compares against."""
+
+    __tablename__ = "contact_status"
+
+    contact: Mapped[str] = mapped_column(Key, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UtcMicros)
+
+
+class StatusEventRow(Base):
+    """Append-only: a contact's status changed (warm -> cooling -> cold, reconnected, ...)."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (Index(None, "at"), Index(None, "contact", "at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contact: Mapped[str] = mapped_column(Key)
+    at: Mapped[datetime] = mapped_column(UtcMicros)
+    old: Mapped[str | None] = mapped_column(String(16))  # None: first status ever recorded
+    new: Mapped[str] = mapped_column(String(16))
+
+
+LEASES = _table(LeaseRow)
+CONTACT_STATUS = _table(ContactStatusRow)
+STATUS_EVENTS = _table(StatusEventRow)

@@ -208,18 +208,6 @@ class Store:
         with self._session() as s:
             contacts.delete_states(s, keys)
 
-    def get_meta(self, key: str) -> str | None:
-        """A small named value (see `set_meta`), None if never set."""
-        with self._session(write=False) as s:
-            return contacts.get_meta(s, key)
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Set a small named value that belongs to no table of its own."""
-        with self._session() as s:
-            contacts.set_meta(s, self._dialect, key, value)
-
-    # -- the digest outbox (see store/outbox.py for why each step is atomic) ----------------
-
     def outbox_entry(self, recipient: str, period: str) -> outbox.OutboxEntry | None:
         """The outbox row of one period's digest to `recipient`, if any."""
         with self._session(write=False) as s:
