@@ -227,7 +227,7 @@ def child(mode: str, url: str, cursor_file: str) -> None:
         child_report(
             seconds=time.perf_counter() - started,
             meetings=result.items,
-            touchpoints=len(result.new),
+            touchpoints=result.new,
             **memory_mb(),
         )
         return

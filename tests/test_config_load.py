@@ -17,8 +17,8 @@ KINDS = "maildir, mbox, imap, gmail, google_calendar, outlook, outlook_calendar,
 SECTIONS = "going_cold, owed_replies, reconnected, circles, upcoming, sync_health"
 NEEDS_PW = "needs a password: set password_file, password_env or password_command"
 DAEMON_KEYS = (
-    "mail_interval, calendar_interval, jitter, log_level, workers, push, stop_timeout, "
-    "status_interval, lease_seconds, worker_id, metrics_listen"
+    "mail_interval, calendar_interval, jitter, log_level, workers, backoff_min, push, "
+    "stop_timeout, status_interval, lease_seconds, worker_id, metrics_listen"
 )
 
 FULL = """

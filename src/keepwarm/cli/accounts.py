@@ -50,7 +50,7 @@ def sync(app: App, names: tuple[str, ...]) -> None:
     for result in results:
         if result.ok:
             click.echo(
-                f"{result.account}: {result.items} read, {len(result.new)} new touchpoints"
+                f"{result.account}: {result.items} read, {result.new} new touchpoints"
                 + _counts(", skipped", result.skipped)
                 + _counts(", filtered", result.filtered)
             )

@@ -54,7 +54,7 @@ def demo(app: App, root: Path | None, seed: int, fmt: str) -> None:
         store.close()
     for result in results:
         click.echo(
-            f"demo: {result.account}: {result.items} items read, {len(result.new)} touchpoints, "
+            f"demo: {result.account}: {result.items} items read, {result.new} touchpoints, "
             f"{sum(result.filtered.values())} filtered, {sum(result.skipped.values())} skipped",
             err=True,
         )

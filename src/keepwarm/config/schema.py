@@ -239,6 +239,8 @@ class DaemonConfig:
                          choices=("debug", "info", "warning", "error"))  # fmt: skip
     workers: int = opt(4, "accounts polled at the same time; a slow one holds one slot only",
                        ge=1, le=64)  # fmt: skip
+    backoff_min: int = opt(60, "seconds before the first retry after a network failure; "
+                           "doubles each time, up to an hour", ge=1, le=3600)  # fmt: skip
     push: bool = opt(True, "wake an account early when its server announces new mail (IMAP IDLE)")
     stop_timeout: int = opt(30, "seconds SIGTERM waits for the batches in flight before exiting",
                             ge=1, le=600)  # fmt: skip

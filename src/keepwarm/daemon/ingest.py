@@ -24,7 +24,8 @@ class SyncResult:
     """What one poll of one account did."""
 
     account: str
-    new: list[Touchpoint] = field(default_factory=list)
+    new: int = 0  # touchpoints this poll added to the log
+    touched: set[str] = field(default_factory=set)  # their counterparts, for the projection
     items: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)
@@ -114,7 +115,8 @@ def _poll(
                 replace_planned=batch.future_complete,
                 filtered=filtered,
             )
-            result.new.extend(new)
+            result.new += len(new)
+            result.touched.update(t.counterpart for t in new)
             result.items += len(batch.items)
             result.skipped.update(skip.reason for skip in skipped)
             result.filtered.update(filtered)
@@ -125,7 +127,7 @@ def _poll(
     log.info(
         "account synced",
         items=result.items,
-        new=len(result.new),
+        new=result.new,
         skipped=sum(result.skipped.values()),
     )
 

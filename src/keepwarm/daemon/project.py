@@ -149,3 +149,24 @@ def assessments(store: Store, config: Config, now: datetime) -> list[Assessment]
             )
         )
     return found
+
+
+# Pending contacts taken per round of `catch_up`.
+PENDING_BATCH = 5000
+
+
+def catch_up(store: Store, config: Config) -> int:
+    """Recompute every contact with touchpoints its state does not reflect yet.
+
+    The list of such contacts is written with the touchpoints themselves (Store.ingest), so
+    this repairs whatever a crash between append and projection left behind. It runs under the
+    store-wide projection lock: two projections overlapping could save an older fold after a
+    newer one, and the lock makes the last to start the last to write. Returns how many
+    contacts were recomputed.
+    """
+    total = 0
+    with store.exclusive("projection"):
+        while seen := store.pending(PENDING_BATCH):
+            total += update(store, config, seen)
+            store.pending_done(seen)
+    return total

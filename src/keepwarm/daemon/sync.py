@@ -36,7 +36,6 @@ def sync_all(
     )
     selected = [a for a in config.accounts if (a.name in names if names else a.enabled)]
     results = [sync_account(store, config, account, context, now=now) for account in selected]
-    touched = {t.counterpart for result in results for t in result.new}
-    touched.update(t.counterpart for t in store.promote_planned(now()))
-    project.update(store, config, touched)
+    store.promote_planned(now())
+    project.catch_up(store, config)
     return results

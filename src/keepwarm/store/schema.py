@@ -260,6 +260,21 @@ class StatusEventRow(Base):
     new: Mapped[str] = mapped_column(String(16))
 
 
+class PendingRow(Base):
+    """Contacts whose state the projection has yet to recompute, marked in the transaction
+    that appended their touchpoints: a crash between append and projection loses nothing.
+
+    `version` grows with each mark, so the projection clears only what it has seen (a contact
+    marked again while it was being folded stays pending).
+    """
+
+    __tablename__ = "pending"
+
+    counterpart: Mapped[str] = mapped_column(Key, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 LEASES = _table(LeaseRow)
+PENDING = _table(PendingRow)
 CONTACT_STATUS = _table(ContactStatusRow)
 STATUS_EVENTS = _table(StatusEventRow)

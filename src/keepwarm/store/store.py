@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keepwarm.errors import StoreError
 from keepwarm.model import ContactEvent, Skip, Touchpoint
-from keepwarm.store import accounts, codec, contacts, engine, log, outbox
+from keepwarm.store import accounts, codec, contacts, engine, locks, log, outbox, pending
 from keepwarm.store.accounts import AccountState
 from keepwarm.store.sql import chunks
 
@@ -59,6 +59,12 @@ class Store:
     def dialect(self) -> str:
         """ "sqlite" or "postgresql"."""
         return self._dialect
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Run a block alone among every process sharing this store (see store/locks.py)."""
+        with self._errors(), locks.exclusive(self._engine, name):
+            yield
 
     def close(self) -> None:
         """Close every pooled connection; the store cannot be used afterwards."""
@@ -108,12 +114,29 @@ class Store:
             if cursor is not None:
                 values["cursor"] = cursor
             accounts.update(s, self._dialect, account, values)
+            pending.mark(s, self._dialect, (t.counterpart for t in new))
         return new
 
     def promote_planned(self, now: datetime) -> list[Touchpoint]:
         """Move planned meetings at or before `now` into the log; return those new to it."""
         with self._session() as s:
-            return log.promote(s, self._dialect, now)
+            new = log.promote(s, self._dialect, now)
+            pending.mark(s, self._dialect, (t.counterpart for t in new))
+            return new
+
+    def pending(self, limit: int) -> dict[str, int]:
+        """Contacts the projection has yet to recompute (up to `limit`), with their versions."""
+        with self._session(write=False) as s:
+            return pending.take(s, limit)
+
+    def pending_done(self, seen: dict[str, int]) -> None:
+        """The projection saved these contacts' states: clear the marks it saw."""
+        with self._session() as s:
+            pending.clear(s, seen)
+
+    def pending_count(self) -> int:
+        with self._session(write=False) as s:
+            return pending.count(s)
 
     def iter_touchpoints(
         self, counterparts: Collection[str] | None = None, *, batch_size: int = 10_000

@@ -1,4 +1,4 @@
-"""Team-mode leases, recorded status changes, and the unused `meta` table dropped.
+"""Team-mode leases, recorded status changes, the projection's pending contacts; `meta` dropped.
 
 Revision ID: 0003
 Revises: 0002
@@ -47,6 +47,12 @@ def upgrade() -> None:
         sa.Column("new", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_status_events"),
     )
+    op.create_table(
+        "pending",
+        sa.Column("counterpart", KEY, nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("counterpart", name="pk_pending"),
+    )
     op.create_index("ix_status_events_at", "status_events", ["at"])
     op.create_index("ix_status_events_contact_at", "status_events", ["contact", "at"])
     op.drop_table("meta")
@@ -61,6 +67,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_status_events_contact_at", table_name="status_events")
     op.drop_index("ix_status_events_at", table_name="status_events")
+    op.drop_table("pending")
     op.drop_table("status_events")
     op.drop_table("contact_status")
     op.drop_table("leases")
