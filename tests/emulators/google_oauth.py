@@ -4,8 +4,10 @@
   the answer is the redirect to the app's loopback `redirect_uri` with `code` and `state`
   (or `error=access_denied` when `deny` is set). Granular consent: `unticked` scopes are left out.
 - `POST /token`: `authorization_code` (PKCE S256 checked), `refresh_token` (`invalid_grant` once
-  revoked or expired), and the JWT-bearer grant of service accounts (RS256 signature checked
-  against the key's public half; the `sub` user must exist and the client be delegated).
+  revoked or expired; a `scope` asking for more than was granted is `invalid_scope`, RFC 6749
+  section 6), and the JWT-bearer grant of service accounts (RS256 signature checked against the
+  key's public half; the `sub` user must exist and the client be delegated).
+- `imap_user(token)`: whom Gmail's IMAP would let in with an access token (XOAUTH2).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from tests.emulators.google import GoogleEmulator
 
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
+GMAIL_IMAP = "https://mail.google.com/"
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 DEFAULT_SCOPES = (GMAIL_METADATA, CALENDAR_READONLY)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -141,6 +144,13 @@ class OAuth:
             return None
         return found[0], found[1]
 
+    def imap_user(self, token: str) -> str | None:
+        """The user whose mail Gmail's IMAP opens for this access token: a current token with
+        the scope https://mail.google.com/ (the only one IMAP accepts); else None."""
+        with self.emulator.lock:
+            granted = self.access(f"Bearer {token}")
+        return granted[0] if granted and GMAIL_IMAP in granted[1] else None
+
     # --- endpoints -------------------------------------------------------------------------
 
     def authorize(self, params: dict[str, list[str]]) -> Answer:
@@ -174,7 +184,10 @@ class OAuth:
             found = self.refresh_tokens.get(form.get("refresh_token", ""))
             if found is None or found.client_id != form["client_id"]:
                 return _error(400, "invalid_grant", "Token has been expired or revoked.")
-            return self._issue(found.user, found.scopes)
+            asked = frozenset(form.get("scope", "").split()) or found.scopes
+            if not asked <= found.scopes:
+                return _error(400, "invalid_scope", "Bad Request")
+            return self._issue(found.user, asked)
         if grant == "authorization_code":
             code = self.codes.pop(form.get("code", ""), None)
             verifier = form.get("code_verifier", "")

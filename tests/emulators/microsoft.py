@@ -10,8 +10,10 @@ Identity (`Identity`), per the v2.0 endpoints msal uses:
 - `POST /{tenant}/oauth2/v2.0/devicecode` -> user_code, device_code, interval 1
 - `POST /{tenant}/oauth2/v2.0/token`: device_code (authorization_pending for `pending_polls`
   polls, then tokens), refresh_token (or the error `refresh_error` names: "revoked",
-  "expired", "consent"), client_credentials (client secret checked). Token answers carry
-  `scope`, `client_info` and an unsigned `id_token`, as the real platform's do.
+  "expired", "consent"; a scope the user never consented to for that client is "consent"
+  too), client_credentials (client secret checked). Token answers carry `scope`,
+  `client_info` and an unsigned `id_token`, as the real platform's do.
+- `imap_user(token)`: whom Outlook's IMAP would let in with an access token (XOAUTH2).
 
 Graph (`Graph`), for `/v1.0/me/...` (delegated tokens) and `/v1.0/users/{address}/...` (app-only):
 - `mailFolders/{id}/messages/delta`: `$select`, `$filter=receivedDateTime ge|gt X` (then at most
@@ -51,6 +53,7 @@ from zoneinfo import ZoneInfo
 FILTER_CAP = 5000
 DEFAULT_PAGE = 10
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
+OUTLOOK_IMAP = "https://outlook.office.com/IMAP.AccessAsUser.All"
 MESSAGE_FIELDS = frozenset(
     {
         "id",
@@ -279,8 +282,22 @@ class Identity(_App):
             self.refresh_error: str | None = None
             self.device_error: str | None = None  # e.g. "authorization_declined"
             self.device_codes: dict[str, int] = {}
+            # The scope a device sign-in asked for: msal sends it with the devicecode request
+            # only, and the token answer must echo it (else msal's cache never matches).
+            self.device_scopes: dict[str, str] = {}
             self.access: dict[str, Grant] = {}
             self.refresh: dict[str, Grant] = {}
+            # (client_id, user) -> the scopes the user consented to in a sign-in
+            self.consented: dict[tuple[str, str], frozenset[str]] = {}
+
+    def imap_user(self, token: str) -> str | None:
+        """The user whose mailbox Outlook's IMAP opens for this access token: a current
+        delegated token for https://outlook.office.com/IMAP.AccessAsUser.All; else None."""
+        with self.lock:
+            grant = self.access.get(token)
+        if grant is None or grant.user is None or grant.expires < time.time():
+            return None
+        return grant.user if OUTLOOK_IMAP in grant.scope.split() else None
 
     def token_requests(self, grant_type: str) -> list[Request]:
         return [r for r in self.requests if r.form.get("grant_type") == grant_type]
@@ -312,6 +329,8 @@ class Identity(_App):
             code = secrets.token_urlsafe(16)
             with self.lock:
                 self.device_codes[code] = 0
+                asked = form.get("scope", "").split()
+                self.device_scopes[code] = " ".join(s for s in asked if s not in RESERVED_SCOPES)
             user_code = secrets.token_hex(4).upper()
             return (
                 200,
@@ -357,6 +376,7 @@ class Identity(_App):
                         },
                     )
                 del self.device_codes[form["device_code"]]
+                scope = scope or self.device_scopes.pop(form["device_code"], "")
                 if self.device_error is not None:
                     return (
                         400,
@@ -366,6 +386,8 @@ class Identity(_App):
                             "error_description": "AADSTS70000: The user declined.",
                         },
                     )
+                key = (client_id, self.user)
+                self.consented[key] = self.consented.get(key, frozenset()) | set(scope.split())
                 return 200, {}, self._user_tokens(client_id, scope, issuer)
             if grant_type == "refresh_token":
                 old = self.refresh.get(form.get("refresh_token", ""))
@@ -373,6 +395,9 @@ class Identity(_App):
                 if old is None or failure is not None:
                     said = failure or _REFRESH_ERRORS["revoked"]
                     return 400, {}, {"error": "invalid_grant", **said}
+                consented = self.consented.get((old.client_id, old.user or ""), frozenset())
+                if not set(scope.split()) <= consented:  # another resource, never consented to
+                    return 400, {}, {"error": "invalid_grant", **_REFRESH_ERRORS["consent"]}
                 return 200, {}, self._user_tokens(client_id, scope or old.scope, issuer)
             if grant_type == "client_credentials":
                 if self.client_secrets.get(client_id) != form.get("client_secret"):

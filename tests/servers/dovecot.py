@@ -4,9 +4,10 @@ Use it as a plugin: `pytest_plugins = ("tests.servers.dovecot",)` in a test modu
 for the `dovecot` fixture. It listens on 127.0.0.1 with plain text + STARTTLS on one port and
 implicit TLS on another (a self-signed certificate for 127.0.0.1, `dovecot.ca_file`), accepts
 passwords (passwd-file) and XOAUTH2 / OAUTHBEARER tokens (the oauth2 passdb asks a local
-token-introspection endpoint this module runs), keeps Maildirs under its own temp dir and is
-killed with its whole process group at the end; it also dies with the test process (Linux
-parent-death signal), so even a killed test run leaves nothing behind.
+token-introspection endpoint this module runs: tokens it issued, or those an issuer such as the
+Google or Microsoft emulator vouches for inside `dovecot.trusting(...)`), keeps Maildirs under
+its own temp dir and is killed with its whole process group at the end; it also dies with the
+test process (Linux parent-death signal), so even a killed test run leaves nothing behind.
 
 Every test takes a fresh user (`dovecot.add_user()`), so tests share the server but no mail.
 The settings follow ../shared/TESTING.md (measured facts about running Dovecot here).
@@ -27,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +66,7 @@ class _Introspection(BaseHTTPRequestHandler):
 
     tokens: dict[str, str]  # token -> username; set on the subclass each server makes
     calls: list[str]
+    issuers: list[Callable[[str], str | None]]  # token -> username, or None: not theirs
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
@@ -72,6 +74,8 @@ class _Introspection(BaseHTTPRequestHandler):
         token = form.get("token", [""])[0]
         self.calls.append(token)
         user = self.tokens.get(token)
+        for issuer in list(self.issuers):
+            user = user or issuer(token)
         body = json.dumps({"active": True, "username": user} if user else {"active": False})
         data = body.encode()
         self.send_response(200)
@@ -102,9 +106,14 @@ class Dovecot:
         self._process: subprocess.Popen[bytes] | None = None
         tokens: dict[str, str] = {}
         calls: list[str] = []
-        handler = type("Introspection", (_Introspection,), {"tokens": tokens, "calls": calls})
+        issuers: list[Callable[[str], str | None]] = []
+        handler = type(
+            "Introspection",
+            (_Introspection,),
+            {"tokens": tokens, "calls": calls, "issuers": issuers},
+        )
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.tokens, self.introspections = tokens, calls
+        self.tokens, self.introspections, self._issuers = tokens, calls, issuers
         if os.geteuid() == 0:
             # imap-login refuses to run as root; mail belongs to an unprivileged uid.
             self.login_user, self.internal_user, mail = "dovenull", "dovecot", "nobody"
@@ -286,6 +295,17 @@ namespace inbox {{
 
     def revoke(self, token: str) -> None:
         self.tokens.pop(token, None)
+
+    @contextlib.contextmanager
+    def trusting(self, issuer: Callable[[str], str | None]) -> Iterator[None]:
+        """Within the block, also let in whoever `issuer` says a token belongs to (it returns
+        the IMAP username, or None): tokens of another identity provider, as Gmail's and
+        Outlook's IMAP accept those of Google's and Microsoft's sign-in."""
+        self._issuers.append(issuer)
+        try:
+            yield
+        finally:
+            self._issuers.remove(issuer)
 
     # -- mail --------------------------------------------------------------------------------
 

@@ -41,11 +41,13 @@ def auth() -> None:
 )
 @pass_app
 def google(app: App, account_name: str, port: int, send_as: bool) -> None:
-    """Authorise a gmail or google_calendar ACCOUNT on a server without a browser.
+    """Authorise a gmail, google_calendar or imap (oauth_provider = "google") ACCOUNT on a
+    server without a browser.
 
     Prints a URL to open in any browser. Google then redirects that browser to
     http://127.0.0.1:PORT/ on this machine: forward the port (ssh -L PORT:127.0.0.1:PORT) or
-    paste the address the browser shows. The refresh token is stored with mode 0600.
+    paste the address the browser shows. The refresh token is stored with mode 0600. An imap
+    account asks for https://mail.google.com/, the only scope Gmail's IMAP accepts.
     """
     account = _google_account(app, account_name)
     client, target = _client_and_target(app, account)
@@ -78,13 +80,21 @@ def google(app: App, account_name: str, port: int, send_as: bool) -> None:
 
 
 def _show_access(app: App, account: AccountConfig) -> None:
-    """Prove the token works: whose mail it reads, or which calendars it can read (the ids
-    `calendars` takes). A failure here is reported, not fatal: the token is stored."""
+    """Prove the token works: whose mail it reads, which calendars it can read (the ids
+    `calendars` takes), or that the IMAP server lets it in. A failure here is reported, not
+    fatal: the token is stored."""
     from keepwarm.connectors.google import service
     from keepwarm.connectors.google.quota import Pacer
     from keepwarm.errors import ConnectorError
 
     try:
+        if account.kind == "imap":
+            from keepwarm.connectors.imap.client import session
+
+            token = google_auth.ImapAccessToken(account, state_dir(app.config.store.url))
+            with session(account, token):
+                click.echo(f"logs in to {account.host} as {account.username} over IMAP")
+            return
         if account.kind == "gmail":
             api = service.gmail(account, state_dir(app.config.store.url), None, Pacer.for_rate(10))
             request = api.resource.users().getProfile(userId="me", fields="emailAddress")
@@ -108,9 +118,15 @@ def _show_access(app: App, account: AccountConfig) -> None:
 def _google_account(app: App, name: str) -> AccountConfig:
     for account in app.config.accounts:
         if account.name == name:
-            if account.kind not in GOOGLE_KINDS:
+            if account.kind == "imap" and account.oauth_provider != "google":
+                raise click.UsageError(
+                    f'imap account {name!r} signs in with Google only with auth = "xoauth2" and'
+                    ' oauth_provider = "google"'
+                )
+            if account.kind not in (*GOOGLE_KINDS, "imap"):
                 raise click.UsageError(
                     f"account {name!r} is of kind {account.kind!r}, not gmail or google_calendar"
+                    ' (or imap with oauth_provider = "google")'
                 )
             if account.service_account_file:
                 raise UserError(
@@ -130,6 +146,10 @@ def _client_and_target(app: App, account: AccountConfig) -> tuple[oauth.Client, 
         except (OSError, ValueError) as exc:
             raise UserError(f"{path}: cannot read accounts.credentials_file ({exc})") from exc
         return oauth.client_from_info(info, path), path
-    assert account.client_secrets_file  # config checks: one credentials source per account
+    if not account.client_secrets_file:  # config checks require it, except for imap
+        raise UserError(
+            f"account {account.name!r} needs client_secrets_file (the Desktop-app OAuth client"
+            " JSON from Google Cloud) or credentials_file"
+        )
     client = oauth.client_from_secrets(Path(account.client_secrets_file).expanduser())
     return client, google_auth.token_path(state_dir(app.config.store.url), account.name)

@@ -39,6 +39,7 @@ def microsoft(app: App, names: tuple[str, ...]) -> None:
     token cache is saved (mode 0600) in the state directory. Name the mail and the calendar
     account of one Microsoft user together to sign in once for both. For app-only accounts
     (client secret and mailbox) nothing is signed in: their credentials and access are tested.
+    An imap account (oauth_provider = "microsoft") signs in for Outlook's IMAP scope, on its own.
     """
     accounts = _accounts(app.config, names)
     state = state_dir(app.config.store.url)
@@ -53,6 +54,11 @@ def microsoft(app: App, names: tuple[str, ...]) -> None:
             raise click.UsageError(
                 f"{first.name} and {other.name} use different client_id or tenant: sign in to"
                 " them one at a time"
+            )
+        if scopes(other) != scopes(first):  # one sign-in gets tokens for one resource only
+            raise click.UsageError(
+                f"{first.name} and {other.name} need different permissions (IMAP is not Graph):"
+                " sign in to them one at a time"
             )
     cache = msal.SerializableTokenCache()  # a new sign-in replaces whatever was stored
     client = call_msal("device sign-in", first, public_app, first, http_session(first), cache)
@@ -74,6 +80,27 @@ def microsoft(app: App, names: tuple[str, ...]) -> None:
         path = cache_path(state, account.name)
         write_private(path, data)
         click.echo(f"{account.name}: signed in as {who}; token cache {path} (mode 0600)")
+        if account.kind == "imap":
+            _test_imap_login(account, state)
+
+
+def _test_imap_login(account: AccountConfig, state: Any) -> None:
+    """Log in to the IMAP server once with a token from the new cache. A failure is reported,
+    not fatal: the sign-in is stored."""
+    from keepwarm.connectors.imap.client import session
+    from keepwarm.errors import ConnectorError
+
+    try:
+        http = http_session(account)
+        try:
+            with session(account, TokenSource(account, state, http).token):
+                click.echo(
+                    f"{account.name}: logs in to {account.host} as {account.username} over IMAP"
+                )
+        finally:
+            http.close()
+    except ConnectorError as exc:
+        click.echo(f"warning: the sign-in is stored, but an IMAP login failed: {exc}", err=True)
 
 
 def _accounts(config: Config, names: tuple[str, ...]) -> list[AccountConfig]:
@@ -82,10 +109,20 @@ def _accounts(config: Config, names: tuple[str, ...]) -> list[AccountConfig]:
         account = next((a for a in config.accounts if a.name == name), None)
         if account is None:
             raise click.UsageError(f"no account named {name} in the config")
-        if account.kind not in KINDS:
+        if account.kind == "imap" and account.oauth_provider != "microsoft":
+            raise click.UsageError(
+                f'imap account {name} signs in with Microsoft only with auth = "xoauth2" and'
+                ' oauth_provider = "microsoft"'
+            )
+        if account.kind not in (*KINDS, "imap"):
             raise click.UsageError(
                 f'{name} is of kind "{account.kind}": `keepwarm auth microsoft` signs in'
-                f" accounts of kind {' or '.join(KINDS)}"
+                f" accounts of kind {', '.join(KINDS)} or imap"
+            )
+        if account.kind == "imap" and is_app_only(account):
+            raise click.UsageError(
+                f"{name}: app-only (client secret) IMAP access is not supported; remove"
+                " client_secret_*"
             )
         found.append(account)
     return found

@@ -5,8 +5,9 @@ access token) every time it logs in. By default the token is read like a passwor
 `password_file`, `password_env` or `password_command`, so any OAuth helper that prints an access
 token works today (`password_command = ["oama", "access", "me@gmail.com"]`, mutt's
 `mutt_oauth2.py`, ...). With `oauth_provider = "google"` or `"microsoft"` the token comes from
-the token source that provider's module registered with `@token_source(name)`: a factory
-`(account, context) -> provider`, called once per connector; the provider refreshes as needed.
+the token source registered with `@token_source(name)`: a factory `(account, context) ->
+provider`, called once per connector; the provider refreshes as needed. keepwarm's own sources
+for both are in `oauth_sources.py`, imported (and so registered) by `token_provider`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def token_provider(account: AccountConfig, context: ConnectorContext) -> TokenPr
     name = account.oauth_provider
     if not name:
         return secret_reader(account, "access token")
+    from keepwarm.connectors.imap import oauth_sources  # noqa: F401  (registers google, microsoft)
+
     factory = _SOURCES.get(name)
     if factory is None:
         raise SourceProblem(

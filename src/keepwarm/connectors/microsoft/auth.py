@@ -6,6 +6,10 @@ replaced atomically (`connectors/auth/files.py`) whenever msal changed it. msal-
 used: its value is OS keyrings (absent on a headless server) and file locking, and one account
 is only ever polled by one worker at a time.
 
+An `imap` account with `oauth_provider = "microsoft"` signs in the same way (delegated only) for
+the one scope Outlook's IMAP accepts, `OUTLOOK_IMAP`; `TokenSource.token` is then its XOAUTH2
+token provider.
+
 Errors: a refused refresh (revoked or expired refresh token, consent withdrawn, AADSTS65001 …)
 is an `AuthError` whose fix is `keepwarm auth microsoft NAME`; network trouble and identity
 platform outages are `TransientError`; an authority that cannot be discovered is a
@@ -36,6 +40,8 @@ GLOBAL_GRAPH_HOST = "graph.microsoft.com"
 # The narrowest delegated permissions that read what keepwarm needs; msal adds offline_access
 # (a refresh token), openid and profile (who signed in) to every request itself.
 DELEGATED_PERMISSIONS = ("Mail.ReadBasic", "Calendars.Read")
+# IMAP belongs to Exchange Online, not Graph: a token for it cannot be had with Graph's scopes.
+OUTLOOK_IMAP = "https://outlook.office.com/IMAP.AccessAsUser.All"
 MULTI_TENANT = frozenset({"common", "consumers", "organizations"})
 _FIRST_SENTENCE = re.compile(r"^(AADSTS\d+:)?[^\r\n]*?(?:\.(?=\s)|$)")
 
@@ -62,7 +68,10 @@ def graph_root(account: AccountConfig) -> str:
 def scopes(account: AccountConfig) -> list[str]:
     """Scopes to ask for. Outside the global cloud a scope must name its Graph host
     (https://graph.microsoft.us/Mail.ReadBasic); in it the short names are the usual form, and
-    the form the identity platform echoes back, so msal's cache matches them."""
+    the form the identity platform echoes back, so msal's cache matches them. IMAP accounts
+    ask for Outlook's IMAP scope alone (one resource per token)."""
+    if account.kind == "imap":
+        return [OUTLOOK_IMAP]
     parts = urlsplit(graph_root(account))
     prefix = "" if parts.hostname == GLOBAL_GRAPH_HOST else f"{parts.scheme}://{parts.netloc}/"
     if is_app_only(account):
