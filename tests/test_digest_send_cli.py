@@ -154,7 +154,7 @@ def test_a_sender_killed_after_the_server_took_the_message_resends_it_unchanged(
     assert len(smtp_plain.received) == 1  # the server has it; the sender never heard so
 
     with Store.open(store_url) as store:
-        (row,) = store.outbox_entries()
+        (row,) = store.outbox.recent()
         assert (row.status, row.reply) == ("pending", None)
         assert row.claimed_by is not None
         assert row.claimed_by.endswith(f":{child.pid}")

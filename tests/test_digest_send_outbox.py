@@ -73,7 +73,7 @@ def test_a_period_is_sent_once_and_the_servers_reply_is_kept(
         "done",
     ]
     assert ids(smtp_plain) == [first.message_id]
-    row = store.outbox_entry(ME, "2026-W48")
+    row = store.outbox.entry(ME, "2026-W48")
     assert row is not None
     assert (row.status, row.reply, row.message_id) == ("sent", first.reply, first.message_id)
     assert row.message is None  # the copy is dropped once the server has it
@@ -112,7 +112,7 @@ def test_nothing_is_sent_unless_both_recipient_and_server_are_set(
     ):
         assert due(store, broken).status == "off"
     assert smtp_plain.received == []
-    assert store.outbox_entries() == []
+    assert store.outbox.recent() == []
 
 
 def test_an_empty_week_is_skipped_once_when_configured_so(
@@ -122,7 +122,7 @@ def test_an_empty_week_is_skipped_once_when_configured_so(
     assert due(store, config).status == "skipped"
     assert due(store, config).status == "done"
     assert smtp_plain.received == []
-    row = store.outbox_entry(ME, "2026-W48")
+    row = store.outbox.entry(ME, "2026-W48")
     assert row is not None
     assert row.status == "skipped"
 
@@ -135,7 +135,7 @@ def test_a_transient_failure_waits_its_backoff_then_resends_the_same_bytes(
     failed = due(store, config)
     assert failed.status == "failed"
     assert "451 4.3.0" in (failed.error or "")
-    row = store.outbox_entry(ME, "2026-W48")
+    row = store.outbox.entry(ME, "2026-W48")
     assert row is not None
     assert (row.status, row.reply) == ("pending", None)
     assert row.next_attempt == NOW + rules.TRANSIENT_BACKOFF[0]
@@ -157,7 +157,7 @@ def test_a_permanent_failure_is_reported_and_send_by_hand_retries_at_once(
     assert failed.status == "failed"
     assert "refused at DATA: 554 5.7.1 Message rejected by policy" in (failed.error or "")
     assert smtp_plain.recorder.data_commands == 1  # a 5xx is not retried
-    row = store.outbox_entry(ME, "2026-W48")
+    row = store.outbox.entry(ME, "2026-W48")
     assert row is not None
     assert row.next_attempt == NOW + rules.PERMANENT_BACKOFF[0]
     assert due(store, config, NOW + timedelta(minutes=10)).status == "waiting"
@@ -183,7 +183,7 @@ def test_a_claim_by_another_host_is_waited_out_then_taken_over(
 ) -> None:
     config = make_config(smtp_plain, store_url)
     lease = timedelta(minutes=20)
-    claimed = store.outbox_claim(
+    claimed = store.outbox.claim(
         ME, "2026-W48", message_id="<m@example.org>", message=_raw("<m@example.org>"),
         owner="elsewhere:4242", now=NOW, lease=lease,
     )  # fmt: skip
@@ -204,7 +204,7 @@ def test_a_dead_local_holder_is_taken_over_without_waiting(
     child.wait()
     owner = f"{socket.gethostname()}:{child.pid}"
     assert rules.holder_is_dead(owner)
-    store.outbox_claim(
+    store.outbox.claim(
         ME, "2026-W48", message_id="<m@example.org>", message=_raw("<m@example.org>"),
         owner=owner, now=NOW, lease=timedelta(hours=1),
     )  # fmt: skip
@@ -220,7 +220,7 @@ def test_racing_claims_for_one_period_have_one_winner(store_url: str, expired: b
     lease = timedelta(minutes=5)
     if expired:
         with Store.open(store_url) as first:
-            first.outbox_claim(
+            first.outbox.claim(
                 ME, "2026-W48", message_id="<r@example.org>", message="x", owner="gone:1",
                 now=NOW - 2 * lease, lease=lease,
             )  # fmt: skip
@@ -230,7 +230,7 @@ def test_racing_claims_for_one_period_have_one_winner(store_url: str, expired: b
 
     def claim(store: Store, n: int) -> None:
         start.wait()
-        row = store.outbox_claim(
+        row = store.outbox.claim(
             ME, "2026-W48", message_id="<r@example.org>", message="x", owner=f"h:{n}",
             now=NOW, lease=lease,
         )  # fmt: skip
@@ -244,7 +244,7 @@ def test_racing_claims_for_one_period_have_one_winner(store_url: str, expired: b
         for t in threads:
             t.join(30)
         (winner,) = won
-        row = stores[0].outbox_entry(ME, "2026-W48")
+        row = stores[0].outbox.entry(ME, "2026-W48")
         assert row is not None
         assert row.claimed_by == winner
         assert row.attempts == (2 if expired else 1)
@@ -310,8 +310,8 @@ def test_a_store_from_before_the_outbox_gains_it_on_open(store_url: str) -> None
     finally:
         engine.dispose()
     with Store.open(store_url) as store:
-        assert store.outbox_skipped(ME, "2026-W48", now=NOW)
-        assert not store.outbox_skipped(ME, "2026-W48", now=NOW)
+        assert store.outbox.mark_skipped(ME, "2026-W48", now=NOW)
+        assert not store.outbox.mark_skipped(ME, "2026-W48", now=NOW)
 
 
 def test_a_failure_before_any_outbox_row_is_not_repeated_every_tick(
@@ -327,5 +327,5 @@ def test_a_failure_before_any_outbox_row_is_not_repeated_every_tick(
     assert due(store, config, NOW + timedelta(seconds=1)).status == "waiting"
     assert due(store, config, NOW + timedelta(minutes=5)).status == "failed"
     assert due(store, config, NOW + timedelta(seconds=1), mode="period").status == "failed"
-    assert store.outbox_entries() == []
+    assert store.outbox.recent() == []
     assert smtp_plain.received == []

@@ -56,3 +56,12 @@ class MalformedInput(KeepwarmError):
 
 class StoreError(KeepwarmError):
     """The database cannot be opened or migrated."""
+
+
+class LeaseLost(StoreError):
+    """Team mode: this worker's lease on `account` ran out or passed to another worker, so the
+    write was refused and rolled back; the account is another worker's to poll now."""
+
+    def __init__(self, account: str, message: str) -> None:
+        super().__init__(message)
+        self.account = account

@@ -140,12 +140,12 @@ class _Run:
         self.key = self.recipient.lower()
         self.sender = sender_of(self.config.smtp.from_, self.to)
         self.period = latest_slot(digest_cfg.schedule, digest_cfg.timezone, self.now).period
-        entry = self.store.outbox_entry(self.key, self.period)
+        entry = self.store.outbox.entry(self.key, self.period)
         takeover = None
         if entry is None:
             digest = build_digest(self.store, self.config, self.now)
             if digest.empty and not digest_cfg.send_empty and self.mode != "now":
-                self.store.outbox_skipped(self.key, self.period, now=self.now)
+                self.store.outbox.mark_skipped(self.key, self.period, now=self.now)
                 log.info("empty week: digest not sent", period=self.period)
                 return self._outcome("skipped", detail="empty week; digest.send_empty = false")
             message_id = new_message_id(self.period, self.sender)
@@ -166,7 +166,7 @@ class _Run:
                 )
             message_id = entry.message_id
             message = entry.message or self._render(message_id)
-        claimed = self.store.outbox_claim(
+        claimed = self.store.outbox.claim(
             self.key,
             self.period,
             message_id=message_id,
@@ -222,7 +222,7 @@ class _Run:
         except (SendError, UserError) as exc:
             permanent = not isinstance(exc, SendError) or exc.permanent
             when = outbox.retry_at(self.now, claimed.attempts, permanent=permanent)
-            self.store.outbox_failed(self.key, self.period, error=str(exc), retry_at=when)
+            self.store.outbox.mark_failed(self.key, self.period, error=str(exc), retry_at=when)
             failed = self._outcome(
                 "failed",
                 message_id=claimed.message_id,
@@ -231,7 +231,7 @@ class _Run:
                 detail=f"next attempt {when:%Y-%m-%d %H:%M} UTC",
             )
             return _failed(self.mode, failed)
-        self.store.outbox_sent(self.key, self.period, reply=delivery.reply, now=self.now)
+        self.store.outbox.mark_sent(self.key, self.period, reply=delivery.reply, now=self.now)
         log.info("digest sent", period=self.period, reply=delivery.reply)
         return self._outcome("sent", message_id=claimed.message_id, reply=delivery.reply)
 

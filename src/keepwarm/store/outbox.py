@@ -12,6 +12,8 @@ Exactly once per (recipient, period) rests on two statements that are atomic on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +24,9 @@ from keepwarm.store.schema import OUTBOX
 from keepwarm.store.sql import insert
 
 PENDING, SENT, SKIPPED = "pending", "sent", "skipped"
+
+# One transaction of the store (`Store._session`): a reader's or a writer's.
+Transactions = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +168,76 @@ def mark_skipped(s: Session, dialect: str, recipient: str, period: str, now: dat
         )
     )
     return done.first() is not None
+
+
+class Outbox:
+    """The outbox through the store's transactions, as `store.outbox`: each call is one
+    short transaction, and database errors surface as `StoreError` like the store's own."""
+
+    # The methods share names with this module's functions over a Session; calls inside them
+    # reach those functions (a method's name is not in scope in its own body).
+
+    def __init__(self, read: Transactions, write: Transactions, dialect: str) -> None:
+        self._read = read
+        self._write = write
+        self._dialect = dialect
+
+    def entry(self, recipient: str, period: str) -> OutboxEntry | None:
+        """The outbox row of one period's digest to `recipient`, if any."""
+        with self._read() as s:
+            return get(s, recipient, period)
+
+    def recent(self, limit: int = 20) -> list[OutboxEntry]:
+        """The newest outbox rows, newest first."""
+        with self._read() as s:
+            return recent(s, limit)
+
+    def claim(
+        self,
+        recipient: str,
+        period: str,
+        *,
+        message_id: str,
+        message: str,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        takeover: str | None = None,
+        ignore_backoff: bool = False,
+    ) -> OutboxEntry | None:
+        """Become the one sender of this period's digest, before talking to the server.
+
+        Inserts a pending row holding `message_id` and `message`, or takes over a pending row
+        whose claim expired (or whose holder is `takeover`, known dead) and whose retry time has
+        come (unless `ignore_backoff`); the row then keeps its first message. Returns the claimed
+        row, or None when the period was sent, skipped or is claimed by another sender.
+        """
+        with self._write() as s:
+            return claim(
+                s,
+                self._dialect,
+                recipient,
+                period,
+                message_id=message_id,
+                message=message,
+                owner=owner,
+                now=now,
+                lease=lease,
+                takeover=takeover,
+                ignore_backoff=ignore_backoff,
+            )
+
+    def mark_sent(self, recipient: str, period: str, *, reply: str, now: datetime) -> None:
+        """The server accepted the digest: record its reply; the period is done."""
+        with self._write() as s:
+            mark_sent(s, recipient, period, reply=reply, now=now)
+
+    def mark_failed(self, recipient: str, period: str, *, error: str, retry_at: datetime) -> None:
+        """A send failed before the server accepted it: release the claim until `retry_at`."""
+        with self._write() as s:
+            mark_failed(s, recipient, period, error=error, retry_at=retry_at)
+
+    def mark_skipped(self, recipient: str, period: str, *, now: datetime) -> bool:
+        """Mark a period with nothing worth sending as done; False if it already had a row."""
+        with self._write() as s:
+            return mark_skipped(s, self._dialect, recipient, period, now)

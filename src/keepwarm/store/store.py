@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keepwarm.errors import StoreError
 from keepwarm.model import ContactEvent, Skip, Touchpoint
-from keepwarm.store import accounts, codec, contacts, engine, locks, log, outbox, pending
+from keepwarm.store import accounts, codec, contacts, engine, leases, locks, log, outbox, pending
 from keepwarm.store.accounts import AccountState
+from keepwarm.store.leases import Lease
 from keepwarm.store.sql import chunks
 
 _NO_ERROR = {"error_kind": None, "error": None, "error_fix": None}
@@ -26,7 +28,8 @@ class Store:
     """The event log, account bookkeeping and contact data, on SQLite or PostgreSQL.
 
     Every method is one short transaction of its own; errors from the database surface as
-    `StoreError` so callers never need SQLAlchemy.
+    `StoreError` so callers never need SQLAlchemy. The digest outbox is `store.outbox`
+    (store/outbox.py) and team-mode leases are `store.leases` (store/leases.py).
     """
 
     def __init__(self, bound: Engine, url: str) -> None:
@@ -38,6 +41,9 @@ class Store:
         self._writer = sessionmaker(
             bound.execution_options(**{engine.IMMEDIATE: True}), expire_on_commit=False
         )
+        read = partial(self._session, write=False)
+        self.outbox = outbox.Outbox(read, self._session, self._dialect)
+        self.leases = leases.Leases(read, self._session, self._dialect)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -92,15 +98,20 @@ class Store:
         identities: Collection[str] = (),
         replace_planned: bool = False,
         filtered: Mapping[str, int] | None = None,
+        lease: Lease | None = None,
     ) -> list[Touchpoint]:
         """Store one batch and its cursor in one transaction; return the touchpoints new to the log.
 
         Re-ingesting a batch adds nothing. The cursor (when not None) moves only if everything
         else in the batch was stored. `replace_planned` drops the account's planned meetings
         that are not in `planned` (those whose time has come move into the log first).
-        Clears the account's error and sets last_sync to `now`.
+        Clears the account's error and sets last_sync to `now`. With a `lease` (team mode) the
+        batch is written only while that lease still holds at `now`, else `LeaseLost` and
+        nothing of the batch or its cursor is written.
         """
         with self._session() as s:
+            if lease is not None:
+                _fence(s, lease, account, now)
             new = log.append(s, self._dialect, touchpoints, now)
             if replace_planned:
                 # A meeting that took place and was deleted before this poll still happened:
@@ -173,9 +184,16 @@ class Store:
         with self._session(write=False) as s:
             return accounts.cursor(s, account)
 
-    def reset_cursor(self, account: str) -> None:
-        """Forget the cursor: the next poll is a full resync (the natural key dedupes it)."""
+    def reset_cursor(
+        self, account: str, *, lease: Lease | None = None, now: datetime | None = None
+    ) -> None:
+        """Forget the cursor: the next poll is a full resync (the natural key dedupes it).
+
+        With a `lease`, only while it holds at `now` (default: the current time), else `LeaseLost`.
+        """
         with self._session() as s:
+            if lease is not None:
+                _fence(s, lease, account, now or datetime.now(UTC))
             accounts.update(s, self._dialect, account, {"cursor": None})
 
     def record_error(self, account: str, kind: str, message: str, fix: str, now: datetime) -> bool:
@@ -231,66 +249,6 @@ class Store:
         with self._session() as s:
             contacts.delete_states(s, keys)
 
-    def outbox_entry(self, recipient: str, period: str) -> outbox.OutboxEntry | None:
-        """The outbox row of one period's digest to `recipient`, if any."""
-        with self._session(write=False) as s:
-            return outbox.get(s, recipient, period)
-
-    def outbox_entries(self, limit: int = 20) -> list[outbox.OutboxEntry]:
-        """The newest outbox rows, newest first."""
-        with self._session(write=False) as s:
-            return outbox.recent(s, limit)
-
-    def outbox_claim(
-        self,
-        recipient: str,
-        period: str,
-        *,
-        message_id: str,
-        message: str,
-        owner: str,
-        now: datetime,
-        lease: timedelta,
-        takeover: str | None = None,
-        ignore_backoff: bool = False,
-    ) -> outbox.OutboxEntry | None:
-        """Become the one sender of this period's digest, before talking to the server.
-
-        Inserts a pending row holding `message_id` and `message`, or takes over a pending row
-        whose claim expired (or whose holder is `takeover`, known dead) and whose retry time has
-        come (unless `ignore_backoff`); the row then keeps its first message. Returns the claimed
-        row, or None when the period was sent, skipped or is claimed by another sender.
-        """
-        with self._session() as s:
-            return outbox.claim(
-                s,
-                self._dialect,
-                recipient,
-                period,
-                message_id=message_id,
-                message=message,
-                owner=owner,
-                now=now,
-                lease=lease,
-                takeover=takeover,
-                ignore_backoff=ignore_backoff,
-            )
-
-    def outbox_sent(self, recipient: str, period: str, *, reply: str, now: datetime) -> None:
-        """The server accepted the digest: record its reply; the period is done."""
-        with self._session() as s:
-            outbox.mark_sent(s, recipient, period, reply=reply, now=now)
-
-    def outbox_failed(self, recipient: str, period: str, *, error: str, retry_at: datetime) -> None:
-        """A send failed before the server accepted it: release the claim until `retry_at`."""
-        with self._session() as s:
-            outbox.mark_failed(s, recipient, period, error=error, retry_at=retry_at)
-
-    def outbox_skipped(self, recipient: str, period: str, *, now: datetime) -> bool:
-        """Mark a period with nothing worth sending as done; False if it already had a row."""
-        with self._session() as s:
-            return outbox.mark_skipped(s, self._dialect, recipient, period, now)
-
     # -- plumbing --------------------------------------------------------------------------
 
     @contextmanager
@@ -315,3 +273,9 @@ class Store:
             raise StoreError(
                 f"database error ({engine.masked(self._url)}): {engine.reason(exc)}"
             ) from exc
+
+
+def _fence(s: Session, lease: Lease, account: str, now: datetime) -> None:
+    if lease.account != account:
+        raise ValueError(f"the lease is on account {lease.account!r}, not {account!r}")
+    leases.check(s, lease, now)
