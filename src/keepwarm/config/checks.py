@@ -3,7 +3,7 @@
 The walker has already enforced each value's type, bounds and choices; these rules relate values
 to each other or to the world: required keys per account kind, one secret source at a time, no
 plain text to a remote host, URL schemes, tier names, the digest schedule and time zone, regular
-expressions and addresses.
+expressions, addresses, and the metrics endpoint on loopback.
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ def parse_schedule(text: str) -> tuple[int, time]:
     if match and match[1].lower() in _DAYS and int(match[2]) < 24 and int(match[3]) < 60:
         return _DAYS[match[1].lower()], time(int(match[2]), int(match[3]))
     raise ValueError(f'expected "<Mon..Sun> HH:MM" like "Mon 08:00", got {show(text)}')
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`"127.0.0.1:9464"` or `"[::1]:9464"` -> (host, port), loopback only: the endpoint has no
+    authentication. Port 0 picks a free one."""
+    host, _, port = text.strip().rpartition(":")
+    if not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f'expected "host:port" like "127.0.0.1:9464", got {show(text)}')
+    if not _is_loopback(host):
+        why = "the endpoint has no authentication"
+        raise ValueError(f"must be a loopback address like 127.0.0.1 ({why}), got {show(host)}")
+    return host.strip("[]"), int(port)
 
 
 def check(config: Config) -> Problems:
@@ -78,6 +90,11 @@ def check(config: Config) -> Problems:
             re.compile(pattern)
         except re.error as exc:
             out.append((f"detect.noreply_patterns[{i}]", f"not a valid regular expression: {exc}"))
+    if config.daemon.metrics_listen:
+        try:
+            parse_listen(config.daemon.metrics_listen)
+        except ValueError as exc:
+            out.append(("daemon.metrics_listen", str(exc)))
     for key, value in _address_values(config):
         if "@" not in value:
             out.append((key, f"must be an email address (or @domain), got {show(value)}"))

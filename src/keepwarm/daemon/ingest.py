@@ -12,9 +12,17 @@ import structlog
 from keepwarm.config.schema import AccountConfig, Config
 from keepwarm.connectors.base import ConnectorContext, create
 from keepwarm.detect.touchpoints import Detector
-from keepwarm.errors import AuthError, ConnectorError, CursorExpired, MalformedInput, TransientError
+from keepwarm.errors import (
+    AuthError,
+    ConnectorError,
+    CursorExpired,
+    LeaseLost,
+    MalformedInput,
+    TransientError,
+)
 from keepwarm.model import MessageMeta, Skip, Touchpoint
 from keepwarm.store import Store
+from keepwarm.store.leases import Lease
 
 log = structlog.get_logger(__name__)
 
@@ -29,8 +37,9 @@ class SyncResult:
     items: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)
-    error_kind: str | None = None  # "auth" | "transient" | "error"
+    error_kind: str | None = None  # "auth" | "transient" | "error" | "lease"
     error: str | None = None
+    stopped: bool = False  # ended early on request, after a stored batch
 
     @property
     def ok(self) -> bool:
@@ -44,19 +53,32 @@ def sync_account(
     context: ConnectorContext,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stop: Callable[[], bool] = lambda: False,
+    lease: Lease | None = None,
 ) -> SyncResult:
-    """Poll `account` once to the end; errors stop this account only and are recorded."""
+    """Poll `account` once to the end; errors stop this account only and are recorded.
+
+    `stop` is asked after each stored batch: when it says so, the poll ends there (the cursor
+    is where that batch left it) and `result.stopped` is set. With a `lease` (team mode) every
+    write is fenced by it: once another worker holds the account, the poll ends with
+    `error_kind = "lease"` and writes nothing more (the account's error is not touched: it is
+    fine, just someone else's now).
+    """
     result = SyncResult(account.name)
     with structlog.contextvars.bound_contextvars(account=account.name):
         store.mark_attempt(account.name, now())
         try:
             try:
-                _poll(store, config, account, context, store.cursor(account.name), result, now)
+                cursor = store.cursor(account.name)
+                _poll(store, config, account, context, cursor, result, now, stop, lease)
             except CursorExpired as exc:
                 # The source forgot our place: read everything again; natural keys drop repeats.
                 log.warning("cursor expired, resyncing from the start", reason=str(exc))
-                store.reset_cursor(account.name)
-                _poll(store, config, account, context, None, result, now)
+                store.reset_cursor(account.name, lease=lease, now=now())
+                _poll(store, config, account, context, None, result, now, stop, lease)
+        except LeaseLost:
+            log.warning("lease lost; the account's new worker carries on")
+            result.error_kind, result.error = "lease", "the lease moved to another worker"
         except AuthError as exc:
             _fail(store, result, "auth", str(exc), exc.fix, now())
         except TransientError as exc:
@@ -77,6 +99,8 @@ def _poll(
     cursor: str | None,
     result: SyncResult,
     now: Callable[[], datetime],
+    stop: Callable[[], bool],
+    lease: Lease | None,
 ) -> None:
     identities = store.identities()
     detector = Detector(config, account, identities)
@@ -114,6 +138,7 @@ def _poll(
                 identities=batch.identities,
                 replace_planned=batch.future_complete,
                 filtered=filtered,
+                lease=lease,
             )
             result.new += len(new)
             result.touched.update(t.counterpart for t in new)
@@ -122,6 +147,9 @@ def _poll(
             result.filtered.update(filtered)
             for skip in skipped:
                 log.info("message skipped", source_id=skip.source_id, reason=skip.reason)
+            if stop():
+                result.stopped = True
+                break
     finally:
         connector.close()
     log.info(
