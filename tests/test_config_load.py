@@ -517,3 +517,37 @@ password_command = "echo hunter2"
     assert "accounts[0].url" in message
     assert "hunter2" not in message
     assert "private-token-abc" not in message
+
+
+IMAP_OAUTH = """
+[[accounts]]
+name = "mail"
+kind = "imap"
+host = "imap.example.org"
+username = "me@example.org"
+auth = "xoauth2"
+"""
+
+
+def test_imap_with_google_sign_in_needs_one_way_to_credentials() -> None:
+    assert problems_of(IMAP_OAUTH + 'oauth_provider = "google"\n') == [
+        "accounts[0].credentials_file: oauth_provider google needs one of credentials_file, "
+        "client_secrets_file, service_account_file"
+    ]
+    parse(IMAP_OAUTH + 'oauth_provider = "google"\nclient_secrets_file = "/etc/kw/client.json"\n')
+
+
+def test_imap_with_microsoft_sign_in_needs_a_client_id_and_no_app_secret() -> None:
+    assert problems_of(
+        IMAP_OAUTH + 'oauth_provider = "microsoft"\nclient_secret_env = "SECRET"\n'
+    ) == [
+        "accounts[0].client_id: required with oauth_provider microsoft",
+        "accounts[0].client_secret_file: IMAP signs in as you (keepwarm auth microsoft): "
+        "no app-only client secret",
+    ]
+    parse(IMAP_OAUTH + 'oauth_provider = "microsoft"\nclient_id = "11111111-2222"\n')
+
+
+def test_account_names_with_control_characters_are_refused() -> None:
+    [problem] = problems_of('[[accounts]]\nname = "a\\u001fb"\nkind = "maildir"\npath = "/tmp/m"\n')
+    assert problem.startswith("accounts[0].name: must not contain control characters")

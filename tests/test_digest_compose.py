@@ -11,6 +11,7 @@ import pytest
 from keepwarm.config.schema import DIGEST_SECTIONS, DigestConfig
 from keepwarm.digest.compose import AccountHealth, Digest, compose, score
 from keepwarm.relationship.state import Assessment, Circle, ContactState
+from keepwarm.store.status import RECONNECTED, StatusChange
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday: ISO week 2026-W48
 _STATE_FIELDS = {f.name for f in fields(ContactState)} - {"key", "addresses"}
@@ -57,6 +58,100 @@ def test_going_cold_ranks_by_warmth_lost_times_overdue_then_key() -> None:
     going = d.section("going_cold")
     assert going is not None
     assert [line.score for line in going.contacts] == [5.0, 4.0, 3.0, 3.0]
+
+
+def turned(key: str, old: str | None, new: str, days_ago: float) -> StatusChange:
+    return StatusChange(key, NOW - timedelta(days=days_ago), old, new)
+
+
+LAST_DIGEST = NOW - timedelta(days=7)
+
+
+def test_people_newly_cooling_or_cold_lead_going_cold_and_are_marked() -> None:
+    d = digest(
+        person("long@x.org", warmth_lost=5.0),  # the highest score, cold for weeks
+        person("new@x.org", warmth_lost=1.0),
+        person("cool@x.org", status="cooling", warmth_lost=0.5),
+        person("base@x.org", warmth_lost=2.0),
+        changes=[
+            turned("long@x.org", "cooling", "cold", 20),
+            turned("new@x.org", "cooling", "cold", 4),
+            turned("cool@x.org", "warm", "cooling", 2),
+            turned("base@x.org", None, "cold", 1),  # the first status recorded: not news
+        ],
+        news_since=LAST_DIGEST,
+    )
+    assert keys(d, "going_cold") == ["new@x.org", "cool@x.org", "long@x.org", "base@x.org"]
+    going = d.section("going_cold")
+    assert going is not None
+    marks = [(c.news, c.status_text, c.previous_status) for c in going.contacts]
+    assert marks == [
+        ("newly cold", "newly cold since 19 Nov", "cooling"),
+        ("newly cooling", "newly cooling since 21 Nov", "warm"),
+        (None, "cold", None),
+        (None, "cold", None),
+    ]
+    assert going.contacts[0].changed_at == NOW - timedelta(days=4)
+    assert going.news == 2
+    assert d.headline == "4 people going cold (2 new)."
+    assert d.news_since == LAST_DIGEST
+
+
+def test_only_a_change_for_the_worse_since_the_last_digest_is_news() -> None:
+    d = digest(
+        person("better@x.org", status="cooling"),
+        person("edge@x.org"),
+        person("ahead@x.org"),
+        person("gone@x.org", status="warm"),
+        changes=[
+            turned("better@x.org", "cold", "cooling", 1),  # a config change eased it
+            turned("edge@x.org", "warm", "cold", 7),  # the previous digest already said so
+            turned("ahead@x.org", "warm", "cold", -1),  # recorded after this digest's moment
+            turned("gone@x.org", "warm", "cold", 3),
+            turned("gone@x.org", "cold", "warm", 1),  # and warm again: not in going cold
+        ],
+        news_since=LAST_DIGEST,
+    )
+    going = d.section("going_cold")
+    assert going is not None
+    assert [c.news for c in going.contacts] == [None, None, None]
+    assert going.news == 0
+    assert d.headline == "3 people going cold."
+
+
+def test_news_keeps_its_place_under_max_items() -> None:
+    people = [person(f"p{i}@x.org", warmth_lost=float(10 - i)) for i in range(5)]
+    d = digest(
+        *people,
+        changes=[turned("p4@x.org", "cooling", "cold", 2)],
+        config=DigestConfig(max_items=2),
+    )
+    assert keys(d, "going_cold") == ["p4@x.org", "p0@x.org"]
+    assert d.headline == "5 people going cold (1 new)."
+
+
+def test_a_reconnection_since_the_last_digest_is_marked_and_first() -> None:
+    d = digest(
+        person("newer@x.org", status="warm", reconnected_at=NOW - timedelta(days=2)),
+        person("fresh@x.org", status="warm", reconnected_at=NOW - timedelta(days=5)),
+        changes=[
+            turned("fresh@x.org", "warm", RECONNECTED, 4),
+            turned("newer@x.org", None, RECONNECTED, 1),  # seen at the first check: baseline
+        ],
+        news_since=LAST_DIGEST,
+    )
+    assert keys(d, "reconnected") == ["fresh@x.org", "newer@x.org"]
+    back = d.section("reconnected")
+    assert back is not None
+    fresh, newer = back.contacts
+    assert (fresh.news, fresh.status_text, fresh.previous_status) == (
+        "newly reconnected",
+        "warm, newly reconnected",
+        None,
+    )
+    assert fresh.detail == "They answered on 18 Nov."
+    assert (newer.news, newer.status_text) == (None, "warm")
+    assert d.headline == "2 reconnected (1 new)."
 
 
 def test_unknown_rhythm_ranks_by_warmth_lost_alone() -> None:

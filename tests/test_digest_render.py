@@ -12,6 +12,7 @@ from keepwarm.config.schema import DIGEST_SECTIONS, DigestConfig
 from keepwarm.digest.compose import AccountHealth, Digest, compose
 from keepwarm.digest.render import render_html, render_json, render_text
 from keepwarm.relationship.state import Assessment, Circle, ContactState
+from keepwarm.store.status import RECONNECTED, StatusChange
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 _STATE_FIELDS = {f.name for f in fields(ContactState)} - {"key", "addresses"}
@@ -86,6 +87,24 @@ def full_digest(config: DigestConfig | None = None) -> Digest:
     )
 
 
+def news_digest() -> Digest:
+    """Ana turned cold on Thursday and Dee answered a reach-out: both recorded this week."""
+    return compose(
+        [
+            person("ana@x.example", name="Ana"),
+            person("old@x.example", name="Olde", warmth_lost=9.0),
+            person("dee@y.example", name="Dee", status="warm", reconnected_at=NOW - timedelta(2)),
+        ],
+        now=NOW,
+        config=DigestConfig(),
+        changes=[
+            StatusChange("ana@x.example", NOW - timedelta(days=4), "cooling", "cold"),
+            StatusChange("dee@y.example", NOW - timedelta(days=1), "warm", RECONNECTED),
+        ],
+        news_since=NOW - timedelta(days=7),
+    )
+
+
 def empty_digest() -> Digest:
     return compose([person("w@x.example", status="warm")], now=NOW, config=DigestConfig())
 
@@ -112,6 +131,18 @@ def test_text_shows_each_contact_as_a_reader_needs_it() -> None:
     assert "You meet on 28 Nov." in text
     assert "2 of 3 people at oldco.example went quiet since March" in text
     assert "Bars: contact per month, Dec 2025 to Nov 2026." in text
+
+
+def test_text_marks_what_changed_since_the_last_digest() -> None:
+    text = render_text(news_digest())
+    assert "Hi, 2 people going cold (1 new), 1 reconnected (1 new)." in text
+    assert (
+        " 1. Ana <ana@x.example>\n"
+        "    newly cold since 19 Nov · usually every ~3 weeks; 9 weeks now\n"
+    ) in text
+    assert " 2. Olde <old@x.example>\n    cold · usually every ~3 weeks; 9 weeks now\n" in text
+    assert "    warm, newly reconnected · usually every ~3 weeks; 9 weeks now\n" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_text_is_not_html_escaped() -> None:
@@ -240,6 +271,15 @@ def test_html_shows_the_same_content_as_the_text() -> None:
     assert html.count('title="2025-12: ') == 5  # one sparkline per contact line (of 5)
 
 
+def test_html_marks_what_changed_since_the_last_digest() -> None:
+    html = render_html(news_digest())
+    assert parse(html).errors == []
+    assert html.count(">new</span>") == 2  # Ana and Dee, not Olde
+    assert "newly cold since 19 Nov · usually every ~3 weeks; 9 weeks now" in html
+    assert "warm, newly reconnected · usually" in html
+    assert html.count(" · usually every") == 2  # an unchanged status is the badge alone
+
+
 def test_html_of_an_empty_week() -> None:
     html = render_html(empty_digest())
     assert "All warm this week: nobody is going cold." in html
@@ -251,6 +291,7 @@ def test_html_of_an_empty_week() -> None:
 CONTACT_FIELDS = {
     "key", "address", "name", "organisation", "status", "rhythm", "last_touch", "last_kind",
     "subject", "sparkline", "suggestion", "detail", "reasons", "commands", "score",
+    "status_text", "news", "changed_at", "previous_status",
 }  # fmt: skip
 
 
@@ -297,6 +338,30 @@ def test_json_document_fields() -> None:
             "last_sync": "2026-11-20T08:00:00+00:00",
         }
     ]
+
+
+def test_json_says_what_is_news() -> None:
+    doc = json.loads(render_json(news_digest()))
+    assert doc["news_since"] == "2026-11-16T08:00:00+00:00"
+    assert doc["news"]["going_cold"] == 1
+    assert doc["news"]["reconnected"] == 1
+    ana, olde = doc["sections"]["going_cold"]
+    assert {
+        k: ana[k] for k in ("status", "status_text", "news", "changed_at", "previous_status")
+    } == {
+        "status": "cold",
+        "status_text": "newly cold since 19 Nov",
+        "news": "newly cold",
+        "changed_at": "2026-11-19T08:00:00+00:00",
+        "previous_status": "cooling",
+    }
+    assert (olde["news"], olde["changed_at"], olde["status_text"]) == (None, None, "cold")
+    [dee] = doc["sections"]["reconnected"]
+    assert (dee["news"], dee["previous_status"]) == ("newly reconnected", None)
+    # Without recorded changes the fields are there, empty.
+    plain = json.loads(render_json(full_digest()))
+    assert plain["news_since"] is None
+    assert set(plain["news"].values()) == {0}
 
 
 def test_json_keeps_every_section_key_and_says_which_were_shown() -> None:

@@ -10,6 +10,7 @@ from keepwarm.cli.app import FORMATS, App, cli, pass_app
 from keepwarm.cli.people import _address, contact_json
 from keepwarm.cli.tables import table
 from keepwarm.daemon import project
+from keepwarm.store.status import StatusChange
 
 
 @cli.command()
@@ -19,12 +20,12 @@ from keepwarm.daemon import project
     type=click.IntRange(min=0),
     default=20,
     show_default=True,
-    help="Timeline entries (0: all).",
+    help="Timeline and status-history entries (0: all).",
 )
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @pass_app
 def show(app: App, address: str, limit: int, fmt: str) -> None:
-    """One contact: status and why, rhythm, warmth, and the latest touchpoints."""
+    """One contact: status and why, rhythm, warmth, status history and the latest touchpoints."""
     wanted = _address(address)
     people = project.directory(app.store, app.config)
     key = people.key(wanted)
@@ -35,8 +36,12 @@ def show(app: App, address: str, limit: int, fmt: str) -> None:
     a = found[0]
     timeline = list(app.store.iter_touchpoints(people.addresses(key)))
     timeline.sort(key=lambda t: t.occurred_at, reverse=True)
+    # Every key the person had: a status recorded before a merge stays under the old key.
+    history = app.store.status.history({key, *people.addresses(key)})
+    history.reverse()  # newest first, like the timeline
     if limit:
         timeline = timeline[:limit]
+        history = history[:limit]
     if fmt == "json":
         doc = contact_json(a)
         doc["timeline"] = [
@@ -52,6 +57,10 @@ def show(app: App, address: str, limit: int, fmt: str) -> None:
             }
             for t in timeline
         ]
+        doc["status_history"] = [
+            {"at": e.at.isoformat(), "address": e.contact, "old": e.old, "new": e.new}
+            for e in history
+        ]
         click.echo(json.dumps(doc, indent=2))
         return
     s = a.state
@@ -66,6 +75,11 @@ def show(app: App, address: str, limit: int, fmt: str) -> None:
     click.echo(f"  warmth:  {a.warmth:.2f} (was {s.warmth_at_last:.2f} at the last touch)")
     if a.tags:
         click.echo(f"  tags:    {', '.join(a.tags)}")
+    if not history:
+        click.echo("  history: no status recorded yet (the daemon and `sync` record changes)")
+    for i, event in enumerate(history):
+        label = "  history: " if i == 0 else " " * 11
+        click.echo(f"{label}{event.at:%Y-%m-%d %H:%M}  {_change(event, key)}")
     click.echo("")
     click.echo(
         table(
@@ -84,3 +98,15 @@ def show(app: App, address: str, limit: int, fmt: str) -> None:
             ],
         )
     )
+
+
+def _change(event: StatusChange, key: str) -> str:
+    """`warm → cooling`, `warm (first recorded)`, `reconnected: they answered your reach-out`."""
+    if event.reconnection:
+        text = "reconnected: they answered your reach-out"
+        text += " (first recorded)" if event.baseline else ""
+    elif event.baseline:
+        text = f"{event.new} (first recorded)"
+    else:
+        text = f"{event.old} → {event.new}"
+    return text if event.contact == key else f"{text} (as {event.contact})"

@@ -8,13 +8,19 @@ expressions, addresses, and the metrics endpoint on loopback.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from datetime import time
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from keepwarm.config.checks_cloud import (
+    GOOGLE_CREDENTIALS,
+    TENANT,
+    check_google,
+    check_microsoft,
+)
+from keepwarm.config.checks_cloud import is_loopback as _is_loopback
 from keepwarm.config.problems import Problems, show
 from keepwarm.config.schema import ACCOUNT_KINDS, AccountConfig, Config, SmtpConfig
 
@@ -26,7 +32,6 @@ _REQUIRED = {
     "outlook_calendar": ("client_id",),
 }  # fmt: skip
 _GOOGLE_KINDS = ("gmail", "google_calendar")
-_GOOGLE_CREDENTIALS = ("credentials_file", "client_secrets_file", "service_account_file")
 
 
 def parse_schedule(text: str) -> tuple[int, time]:
@@ -105,6 +110,8 @@ def _check_account(account: AccountConfig, at: str, out: Problems) -> None:
     kind = show(account.kind)
     if not account.name.strip():
         out.append((f"{at}.name", "required: a short unique name for logs and status"))
+    elif any(ord(c) < 32 or ord(c) == 127 for c in account.name):
+        out.append((f"{at}.name", f"must not contain control characters, got {show(account.name)}"))
     if not account.kind:
         out.append((f"{at}.kind", f"required: one of {', '.join(ACCOUNT_KINDS)}"))
     for name in _REQUIRED.get(account.kind, ()):
@@ -125,9 +132,9 @@ def _check_account(account: AccountConfig, at: str, out: Problems) -> None:
         message = f"plain http (unencrypted) is refused for non-loopback host {show(host)}"
         out.append((f"{at}.url", f"{message}: use https"))
     if account.kind in _GOOGLE_KINDS:
-        _check_google(account, at, out)
+        check_google(account, at, out)
     if account.kind in ("outlook", "outlook_calendar"):
-        _check_microsoft(account, at, out)
+        check_microsoft(account, at, out)
     web = ("http", "https")
     urls = {"url": (*web, "file") if account.kind == "ics" else web, "authority": ("https",)}
     for name, schemes in {"endpoint": web, "graph_endpoint": web, **urls}.items():
@@ -155,73 +162,19 @@ def _check_imap(account: AccountConfig, at: str, out: Problems) -> None:
         )
     elif account.auth == "password" and not given:
         out.append((f"{at}.password_file", f'kind "imap" needs a password: {_SOURCES_HELP}'))
-
-
-def _check_google(account: AccountConfig, at: str, out: Problems) -> None:
-    """Exactly one way to credentials; delegation names the users it reads."""
-    given = [name for name in _GOOGLE_CREDENTIALS if getattr(account, name)]
-    if not given:
-        # Named by the usual key; docs/google.md gives the two alternatives.
-        out.append((f"{at}.credentials_file", f"required for kind {show(account.kind)}"))
-    elif len(given) > 1:
-        out.append((f"{at}.{given[1]}", f"set only one of {', '.join(given)}"))
-    if account.service_account_file and not account.users:
-        out.append((f"{at}.users", "service_account_file needs the users to read (delegation)"))
-    if account.users and not account.service_account_file:
-        out.append((f"{at}.users", "only for service_account_file (domain-wide delegation)"))
-    for i, user in enumerate(account.users):
-        if "@" not in user:
-            out.append((f"{at}.users[{i}]", f"must be an email address, got {show(user)}"))
-
-
-_TENANT = re.compile(
-    r"common|consumers|organizations|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
-    r"|([A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
-)
-
-
-def _check_microsoft(account: AccountConfig, at: str, out: Problems) -> None:
-    """Delegated or app-only (a client secret and the mailbox it reads), a usable tenant, and
-    bearer tokens never sent in plain text off this machine."""
-    app_only = bool(_sources(account, "client_secret"))
-    # With two secret sources the account already has its problem (_one_source); what app-only
-    # access further needs is said once the secret is settled.
-    settled = len(_sources(account, "client_secret")) <= 1
-    if app_only and settled and not account.mailbox:
-        out.append((f"{at}.mailbox", "app-only access (a client secret) reads one mailbox: set it"))
-    if account.mailbox and not app_only:
-        out.append(
-            (
-                f"{at}.client_secret_file",
-                "mailbox is read with app-only access: set client_secret_file,"
-                " client_secret_env or client_secret_command (or remove mailbox)",
-            )
-        )
-    if not _TENANT.fullmatch(account.tenant):
-        out.append(
-            (
-                f"{at}.tenant",
-                "must be common, consumers, organizations, a tenant id (GUID) or a domain like"
-                f" contoso.onmicrosoft.com, got {show(account.tenant)}",
-            )
-        )
-    elif (
-        app_only
-        and settled
-        and account.tenant in ("common", "consumers", "organizations")
-        and not account.authority
-    ):
-        tenant = show(account.tenant)
-        out.append(
-            (f"{at}.tenant", f"app-only access needs your tenant id or domain, not {tenant}")
-        )
-    graph = account.graph_endpoint
-    if (
-        graph
-        and urlsplit(graph).scheme == "http"
-        and not _is_loopback(urlsplit(graph).hostname or "")
-    ):
-        out.append((f"{at}.graph_endpoint", "must be https (it carries access tokens)"))
+    if account.oauth_provider == "google" and account.auth == "xoauth2":
+        google = [name for name in GOOGLE_CREDENTIALS if getattr(account, name)]
+        if len(google) != 1:
+            need = ", ".join(GOOGLE_CREDENTIALS)
+            out.append((f"{at}.credentials_file", f"oauth_provider google needs one of {need}"))
+    elif account.oauth_provider == "microsoft" and account.auth == "xoauth2":
+        if not account.client_id:
+            out.append((f"{at}.client_id", "required with oauth_provider microsoft"))
+        if not TENANT.fullmatch(account.tenant):
+            out.append((f"{at}.tenant", f"not a tenant name, id or domain: {show(account.tenant)}"))
+        if _sources(account, "client_secret"):
+            message = "IMAP signs in as you (keepwarm auth microsoft): no app-only client secret"
+            out.append((f"{at}.client_secret_file", message))
 
 
 def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
@@ -262,14 +215,6 @@ def _host(url: str) -> str | None:
         return urlsplit(url).hostname
     except ValueError:
         return None
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.strip("[]").rstrip(".").lower()
-    try:
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_zone(name: str) -> bool:

@@ -67,6 +67,7 @@ def sync_account(
     result = SyncResult(account.name)
     with structlog.contextvars.bound_contextvars(account=account.name):
         store.mark_attempt(account.name, now())
+        log.debug("poll started", lease_token=lease.token if lease is not None else None)
         try:
             try:
                 cursor = store.cursor(account.name)

@@ -38,6 +38,7 @@ from keepwarm.daemon.metrics import Metrics
 from keepwarm.daemon.notify import Notifier
 from keepwarm.daemon.push import Watcher, can_push
 from keepwarm.daemon.scheduler import Scheduler
+from keepwarm.daemon.status_check import record_status_changes
 from keepwarm.daemon.sync import state_dir
 from keepwarm.daemon.team import LeaseKeeper, default_worker_id
 from keepwarm.detect.headers import WANTED
@@ -335,10 +336,7 @@ class Service:
         return changed
 
     def _status_check(self) -> int:
-        from keepwarm.daemon.status_check import record_status_changes
-
-        with self.store.exclusive("status"):
-            return len(record_status_changes(self.store, self.config, self.now()))
+        return len(record_status_changes(self.store, self.config, self.now()))
 
     def _digest_may_go(self) -> bool:
         """After every account's first poll and the projection that followed: a digest sent on

@@ -10,6 +10,7 @@ from keepwarm.config.schema import Config
 from keepwarm.connectors.base import ConnectorContext
 from keepwarm.daemon import project
 from keepwarm.daemon.ingest import SyncResult, sync_account
+from keepwarm.daemon.status_check import record_status_changes
 from keepwarm.detect.headers import WANTED
 from keepwarm.store import Store
 
@@ -38,4 +39,5 @@ def sync_all(
     results = [sync_account(store, config, account, context, now=now) for account in selected]
     store.promote_planned(now())
     project.catch_up(store, config)
+    record_status_changes(store, config, now())
     return results

@@ -22,6 +22,7 @@ from keepwarm.digest.lines import (
     owed_line,
     score,
     suggest,
+    turned_news,
 )
 from keepwarm.digest.model import (
     AccountHealth,
@@ -31,8 +32,10 @@ from keepwarm.digest.model import (
     Digest,
     Section,
 )
+from keepwarm.digest.news import find_news
 from keepwarm.digest.sparkline import month_keys
 from keepwarm.relationship.state import Assessment, Circle
+from keepwarm.store.status import StatusChange
 
 TITLES = {
     "going_cold": "Going cold",
@@ -67,17 +70,23 @@ def compose(
     accounts: Sequence[AccountHealth] = (),
     owner_name: str | None = None,
     planned: Mapping[str, datetime] | None = None,
+    changes: Sequence[StatusChange] = (),
+    news_since: datetime | None = None,
 ) -> Digest:
     """Decide the digest for the week containing `now`.
 
     `planned` maps contact keys to their next planned meeting, for callers whose assessments
     predate the calendar's latest sync; the earlier of it and `next_meeting` counts.
+    `changes` are the recorded status events; those after `news_since` (the previous digest)
+    are news: people newly cooling or cold lead the going-cold list, marked, and reconnections
+    since then are marked.
     """
     if now.tzinfo is None:
         raise ValueError("compose needs a timezone-aware now")
     tz = _zone(config.timezone)
     quiet_org = {k: c.name for c in circles if c.kind == "organisation" for k in c.cold}
-    ctx = LineContext(now, tz, config, quiet_org)
+    news = find_news(changes, now=now, since=news_since)
+    ctx = LineContext(now, tz, config, quiet_org, news)
     listed = [a for a in assessments if _listable(a, now)]
     meeting = {a.state.key: _next_meeting(a, planned, now) for a in listed}
     names = {a.state.key: a.state.name or a.state.key for a in assessments}
@@ -92,10 +101,13 @@ def compose(
             for a in listed
             if a.alert and meeting[a.state.key] is None and (a.state.key not in grouped or a.pinned)
         ]
-        alerts.sort(key=lambda a: (-score(a), a.state.key))
+        # What changed since the previous digest comes first, so the same long-cold names
+        # cannot crowd this week's news out of max_items.
+        fresh = {a.state.key for a in alerts if turned_news(a, ctx) is not None}
+        alerts.sort(key=lambda a: (a.state.key not in fresh, -score(a), a.state.key))
         shown = alerts[: config.max_items]
         lines = tuple(contact_line(a, ctx, suggestion=suggest(a, ctx)) for a in shown)
-        return _section("going_cold", lines, omitted=len(alerts) - len(shown))
+        return _section("going_cold", lines, omitted=len(alerts) - len(shown), news=len(fresh))
 
     # The other sections are capped too (digest.max_per_section), so a large mailbox with
     # thousands of unanswered messages still makes a digest one can read (and mail).
@@ -109,14 +121,23 @@ def compose(
 
     def reconnected() -> Section:
         back = [a for a in listed if a.reconnected_at is not None]
+        fresh = news.reconnected
         back.sort(key=lambda a: a.state.key)
         back.sort(key=lambda a: a.reconnected_at or now, reverse=True)  # the newest news first
+        back.sort(key=lambda a: a.state.key not in fresh)  # recorded since the last digest
         lines = tuple(
-            contact_line(a, ctx, suggestion=None, detail=f"They answered on {day_text(when, ctx)}.")
+            contact_line(
+                a,
+                ctx,
+                suggestion=None,
+                detail=f"They answered on {day_text(when, ctx)}.",
+                reconnection=fresh.get(a.state.key),
+            )
             for a in back[:cap]
             if (when := a.reconnected_at) is not None
         )
-        return _section("reconnected", lines, omitted=len(back) - len(lines))
+        count = sum(a.state.key in fresh for a in back)
+        return _section("reconnected", lines, omitted=len(back) - len(lines), news=count)
 
     def upcoming() -> Section:
         horizon = now + timedelta(days=UPCOMING_DAYS)
@@ -180,6 +201,7 @@ def compose(
             "message bodies are never read."
         ),
         months=month_keys(now),
+        news_since=news_since,
     )
 
 
@@ -239,12 +261,14 @@ _PHRASES = {
 
 
 def _headline(sections: Sequence[Section]) -> str:
-    """`3 people going cold, 1 reply owed.`: the counts, as an email subject could carry them."""
+    """`3 people going cold (1 new), 1 reply owed.`: the counts, as an email subject carries
+    them; "(1 new)" counts those whose status changed since the previous digest."""
     parts = []
     for s in sections:
         count = s.size + s.omitted
         if count:
             one, many = _PHRASES[s.key]
-            parts.append(f"{count} {one if count == 1 else many}")
+            fresh = f" ({s.news} new)" if s.news else ""
+            parts.append(f"{count} {one if count == 1 else many}{fresh}")
     text = ", ".join(parts) + "."
     return text[0].upper() + text[1:]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from keepwarm.config.schema import DigestConfig
 from keepwarm.digest import words
 from keepwarm.digest.model import AccountHealth, AccountLine, CircleLine, ContactLine
+from keepwarm.digest.news import News
 from keepwarm.digest.sparkline import monthly_series
 from keepwarm.relationship.state import Assessment, Circle
+from keepwarm.store.status import StatusChange
 
 SNOOZE = "30d"
 
@@ -32,12 +34,21 @@ def score(assessment: Assessment) -> float:
 
 @dataclass(frozen=True, slots=True)
 class LineContext:
-    """What every line needs besides its subject: the moment, zone, config and quiet circles."""
+    """What every line needs besides its subject: the moment, zone, config, quiet circles and
+    the status changes that are news."""
 
     now: datetime
     tz: tzinfo
     config: DigestConfig
     quiet_org: Mapping[str, str]  # contact key -> organisation circle they went quiet with
+    news: News = field(default_factory=News)
+
+
+def turned_news(a: Assessment, ctx: LineContext) -> StatusChange | None:
+    """The recorded change that made this cooling or cold person news, if any."""
+    if a.status not in ("cooling", "cold"):
+        return None
+    return ctx.news.turned.get(a.state.key)
 
 
 def day_text(when: datetime | None, ctx: LineContext) -> str:
@@ -52,17 +63,37 @@ def suggest(a: Assessment, ctx: LineContext) -> str:
 
 
 def contact_line(
-    a: Assessment, ctx: LineContext, *, suggestion: str | None, detail: str | None = None
+    a: Assessment,
+    ctx: LineContext,
+    *,
+    suggestion: str | None,
+    detail: str | None = None,
+    reconnection: StatusChange | None = None,
 ) -> ContactLine:
-    """One person: rhythm, last touch, sparkline, reasons, and the snooze and ignore commands."""
+    """One person: rhythm, last touch, sparkline, reasons, and the snooze and ignore commands.
+
+    A person who turned cooling or cold since the previous digest is marked "newly cold";
+    `reconnection`, in the reconnected section, marks one who answered since then.
+    """
     state = a.state
     address = shlex.quote(state.key)  # a quote in an address must not break the command
+    news: str | None = None
+    previous: str | None = None
+    changed: datetime | None = None
+    status_text = a.status
+    if reconnection is not None:
+        news, changed = "newly reconnected", reconnection.at
+        status_text = f"{a.status}, newly reconnected"
+    elif (turned := turned_news(a, ctx)) is not None:
+        news, changed, previous = f"newly {a.status}", turned.at, turned.old
+        status_text = f"{news} since {day_text(turned.at, ctx)}"
     return ContactLine(
         key=state.key,
         name=state.name,
         address=state.key,
         organisation=state.organisation,
         status=a.status,
+        status_text=status_text,
         rhythm=words.rhythm(a.typical_gap_days, a.silence_days),
         last_touch=state.last_touch,
         last_touch_text=day_text(state.last_touch, ctx),
@@ -75,6 +106,9 @@ def contact_line(
         snooze=f"keepwarm snooze {address} {SNOOZE}",
         ignore=f"keepwarm ignore {address}",
         score=score(a),
+        news=news,
+        changed_at=changed,
+        previous_status=previous,
     )
 
 

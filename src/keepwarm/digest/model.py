@@ -27,6 +27,7 @@ class ContactLine:
     address: str
     organisation: str | None
     status: str
+    status_text: str  # the status as shown: "cold", or "newly cold since 19 Nov"
     rhythm: str  # "usually every ~3 weeks; 9 weeks now"
     last_touch: datetime | None
     last_touch_text: str  # "3 Nov" in the digest's time zone
@@ -39,6 +40,10 @@ class ContactLine:
     snooze: str  # "keepwarm snooze ADDRESS 30d"
     ignore: str  # "keepwarm ignore ADDRESS"
     score: float
+    # What changed since the previous digest, from the recorded status events; None: no news.
+    news: str | None = None  # "newly cold", "newly cooling", "newly reconnected"
+    changed_at: datetime | None = None  # when keepwarm recorded that change
+    previous_status: str | None = None  # the status before it ("warm"); None for reconnections
 
     @property
     def label(self) -> str:
@@ -90,6 +95,7 @@ class Section:
     circles: tuple[CircleLine, ...] = ()
     accounts: tuple[AccountLine, ...] = ()
     omitted: int = 0  # entries left out by digest.max_items / max_per_section
+    news: int = 0  # entries whose status changed since the previous digest, omitted ones too
     more: str | None = None  # "…and 3 more replies owed." when some were left out
 
     @property
@@ -107,6 +113,7 @@ class Digest:
     empty: bool
     footer: str
     months: tuple[str, ...]  # "YYYY-MM" of each sparkline value, oldest first
+    news_since: datetime | None = None  # status changes after this moment count as news
 
     def section(self, key: str) -> Section | None:
         return next((s for s in self.sections if s.key == key), None)

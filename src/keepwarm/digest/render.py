@@ -78,6 +78,8 @@ def to_document(digest: Digest) -> dict[str, Any]:
         "months": list(digest.months),
         "sections_shown": [s.key for s in digest.sections],
         "omitted": {s.key: s.omitted for s in digest.sections},
+        "news_since": _iso(digest.news_since),
+        "news": {s.key: s.news for s in digest.sections},
         "sections": sections,
     }
 
@@ -99,6 +101,10 @@ def _contact(line: ContactLine) -> dict[str, Any]:
         "reasons": list(line.reasons),
         "commands": {"snooze": line.snooze, "ignore": line.ignore},
         "score": round(line.score, 4),
+        "status_text": line.status_text,
+        "news": line.news,
+        "changed_at": _iso(line.changed_at),
+        "previous_status": line.previous_status,
     }
 
 

@@ -16,7 +16,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keepwarm.errors import StoreError
 from keepwarm.model import ContactEvent, Skip, Touchpoint
-from keepwarm.store import accounts, codec, contacts, engine, leases, locks, log, outbox, pending
+from keepwarm.store import (
+    accounts,
+    codec,
+    contacts,
+    engine,
+    leases,
+    locks,
+    log,
+    outbox,
+    pending,
+    status,
+)
 from keepwarm.store.accounts import AccountState
 from keepwarm.store.leases import Lease
 from keepwarm.store.sql import chunks
@@ -44,6 +55,7 @@ class Store:
         read = partial(self._session, write=False)
         self.outbox = outbox.Outbox(read, self._session, self._dialect)
         self.leases = leases.Leases(read, self._session, self._dialect)
+        self.status = status.StatusLog(read, self._session, self._dialect)
 
     @classmethod
     def open(cls, url: str) -> Store:
