@@ -22,6 +22,7 @@ import structlog
 
 from keepwarm.config.schema import Config
 from keepwarm.daemon.report import build_digest
+from keepwarm.daemon.status_check import record_status_changes
 from keepwarm.digest import outbox
 from keepwarm.digest.message import (
     address_of,
@@ -143,6 +144,8 @@ class _Run:
         entry = self.store.outbox.entry(self.key, self.period)
         takeover = None
         if entry is None:
+            # Who turned cold in the last hour is this week's news, not next week's.
+            record_status_changes(self.store, self.config, self.now)
             digest = build_digest(self.store, self.config, self.now)
             if digest.empty and not digest_cfg.send_empty and self.mode != "now":
                 self.store.outbox.mark_skipped(self.key, self.period, now=self.now)
