@@ -7,12 +7,14 @@ and checks what a user would look at: the exit code, the words printed and the J
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.cli_world import ME, NOW, World, ago, world
+
+from keepwarm.store import Store
 
 ALICE = "alice@friends.example"  # writes back and forth every ten days: warm
 BOB = "bob@old.example"  # wrote weekly, then nothing for most of a year: cold
@@ -106,6 +108,7 @@ def test_a_broken_account_fails_alone_and_status_says_how_to_fix_it(
     accounts = _accounts(w)
     away, calendar = accounts["away"], accounts["calendar"]
     assert away["last_sync"] is None
+    assert (away["lag_seconds"], calendar["lag_seconds"]) == (None, 0)  # synced "now"
     assert "does not exist" in str(away["error"])
     assert away["fix"]
     assert calendar["error"] is None
@@ -267,3 +270,15 @@ def test_disabled_accounts_are_not_synced_and_status_says_so(home: World) -> Non
     assert "disabled" in home.ok("status").out
     # Named on the command line, a disabled account is read all the same.
     assert "home: 36 read" in home.ok("sync", "--account", "home").out
+
+
+def test_status_names_the_worker_holding_each_account(home: World) -> None:
+    home.ok("sync")
+    with Store.open(f"sqlite:///{home.db}") as store:
+        store.leases.acquire("hostA:41", ["home"], limit=5, duration=timedelta(minutes=2), now=NOW)
+        store.leases.heartbeat("hostA:41", 7, duration=timedelta(minutes=2), now=NOW)
+    status = home.ok("status", "--format", "json").json()
+    assert status["accounts"][0]["worker"] == "hostA:41"
+    assert status["workers"] == ["hostA:41"]
+    text = home.ok("status").out
+    assert "hostA:41" in text

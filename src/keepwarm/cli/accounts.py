@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import click
 
 from keepwarm.cli.app import FORMATS, App, cli, pass_app
 from keepwarm.cli.tables import ago, table
-from keepwarm.connectors.base import known_kinds
-from keepwarm.daemon import project
-from keepwarm.daemon.sync import sync_all
 
 
 @cli.command()
@@ -21,6 +19,9 @@ from keepwarm.daemon.sync import sync_all
 @pass_app
 def sync(app: App, names: tuple[str, ...]) -> None:
     """Poll every configured account once, then update the relationship state."""
+    from keepwarm.connectors.base import known_kinds
+    from keepwarm.daemon.sync import sync_all
+
     config = app.config
     unknown = set(names) - {a.name for a in config.accounts}
     if unknown:
@@ -74,20 +75,22 @@ def _counts(label: str, counts: Counter[str]) -> str:
 def status(app: App, fmt: str) -> None:
     """Each account's cursor, last sync, error and what to do about it."""
     rows = account_rows(app)
+    workers = app.store.leases.workers(app.now)
     if fmt == "json":
-        click.echo(json.dumps({"accounts": rows}, indent=2))
+        click.echo(json.dumps({"accounts": rows, "workers": workers}, indent=2))
         return
     if not rows:
         click.echo("no accounts configured")
         return
     click.echo(
         table(
-            ["ACCOUNT", "KIND", "LAST SYNC", "TOUCHPOINTS", "SKIPPED", "STATE"],
+            ["ACCOUNT", "KIND", "LAST SYNC", "WORKER", "TOUCHPOINTS", "SKIPPED", "STATE"],
             [
                 [
                     r["name"],
                     r["kind"],
                     ago(r["last_sync"], app.now),
+                    r["worker"] or "-",
                     str(r["touchpoints"]),
                     _reasons(r["skipped"], r["skipped_reasons"]),
                     _state(r),
@@ -99,6 +102,8 @@ def status(app: App, fmt: str) -> None:
     for r in rows:
         if r["error"] and r["fix"]:
             click.echo(f"  {r['name']}: {r['fix']}")
+    if workers:
+        click.echo(f"workers: {', '.join(workers)}")
 
 
 def _state(row: dict[str, Any]) -> str:
@@ -118,6 +123,8 @@ def _reasons(total: int, reasons: dict[str, int]) -> str:
 def account_rows(app: App) -> list[dict[str, Any]]:
     """Configured accounts joined with their stored state (and stored ones no longer configured)."""
     stored = {s.name: s for s in app.store.account_states()}
+    # Team mode: who polls each account now (a lease that ran out names nobody).
+    worker = {x.account: x.owner for x in app.store.leases.holders() if x.expires_at > app.now}
     rows: list[dict[str, Any]] = []
     configured = {a.name: a for a in app.config.accounts}
     for name in [*configured, *sorted(set(stored) - set(configured))]:
@@ -132,6 +139,8 @@ def account_rows(app: App) -> list[dict[str, Any]]:
                 "cursor": state.cursor if state else None,
                 "last_sync": _iso(state.last_sync if state else None),
                 "last_attempt": _iso(state.last_attempt if state else None),
+                "lag_seconds": _lag(state.last_sync if state else None, app.now),
+                "worker": worker.get(name),
                 "error_kind": state.error_kind if state else None,
                 "error": state.error if state else None,
                 "fix": state.error_fix if state else None,
@@ -144,6 +153,11 @@ def account_rows(app: App) -> list[dict[str, Any]]:
     return rows
 
 
+def _lag(last_sync: datetime | None, now: datetime) -> int | None:
+    """Seconds since the last good sync: how far behind the source keepwarm may be."""
+    return None if last_sync is None else max(0, int((now - last_sync).total_seconds()))
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -152,6 +166,8 @@ def _iso(value: Any) -> str | None:
 @pass_app
 def rebuild(app: App) -> None:
     """Recompute every contact's state from the event log (the log is the truth)."""
+    from keepwarm.daemon import project
+
     started = time.monotonic()
     contacts = project.rebuild(app.store, app.config)
     touchpoints = app.store.count_touchpoints()
