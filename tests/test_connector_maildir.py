@@ -23,6 +23,7 @@ from tests.connector_contract import (
 )
 
 from keepwarm.config.schema import AccountConfig
+from keepwarm.connectors import maildir as maildir_module
 from keepwarm.connectors.base import ConnectorContext, SourceProblem
 from keepwarm.connectors.maildir import (
     MaildirConnector,
@@ -161,6 +162,29 @@ def test_a_new_file_is_read_without_rereading_the_rest(
     maildir.add(["new@x"])
     assert keys(list(connector.poll(cursor))) == ["new@x"]
     assert connector.last_poll.read == 1
+
+
+def test_a_folder_larger_than_the_window_is_read_whole_in_order_and_once(
+    maildir: MaildirSource, context: ConnectorContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in windows of a few files (as a big folder is in windows of 50,000): the same
+    messages as one window gives, each once, in ctime order. Hard links share their
+    inode's ctime, so each message's five names make runs of equal ctimes that the windows
+    split (as a coarse file-system clock does)."""
+    for i in range(8):
+        first = maildir.deliver(mail(f"m{i}@x"))
+        for n in range(4):
+            os.link(first, first.with_name(f"{first.name}.link{n}"))
+    whole = [item.source_id for b in run(maildir, context, None) for item in b.items]
+    monkeypatch.setattr(maildir_module, "WINDOW", 3)
+    batches = run(maildir, context, None)
+    windowed = [item.source_id for b in batches for item in b.items]
+    assert len(set(windowed)) == len(windowed) == 40
+    assert sorted(windowed) == sorted(whole)
+    ctime = {f"INBOX/{f.name}": f.stat().st_ctime_ns for f in (maildir.root / "new").iterdir()}
+    assert [ctime[i] for i in windowed] == sorted(ctime[i] for i in windowed)
+    maildir.add(["late@x"])
+    assert keys(run(maildir, context, final_cursor(batches))) == ["late@x"]
 
 
 def test_files_changed_in_the_last_seconds_are_read_again_next_time(

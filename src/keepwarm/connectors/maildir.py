@@ -12,9 +12,12 @@ be missed for good. Files changed in the last seconds are read again by the next
 natural keys make that harmless. A flag change (`new/` -> `cur/`, `:2,S`) also renames, so that
 message is read again once; `last_poll.reread` estimates how often.
 
-Memory: one header block at a time, plus a (ctime, subdir, name, mtime) entry per file to read
-in the folder being read: ~240 bytes each (measured), so ~240 MB for a first sync of a folder
-of 1M messages (an incremental poll holds only the new files).
+Memory: one header block at a time, plus a (ctime, subdir, name, mtime) entry (~240 bytes,
+measured) per file of the window being read: a folder is read in windows of the `WINDOW`
+oldest unread files (a heap keeps them while the directory is scanned), so a first sync holds
+at most ~12 MB of entries whatever the folder's size. Each further window rescans the folder
+(stat only, files below the window's start are dropped unopened): a folder of 1M messages is
+scanned 20 times, a cost paid once, by the first sync; an incremental poll needs one window.
 
 Folders: all of them, except trash, junk, drafts and outbox by name (`folders` brings any of
 those back); names like Sent, Sent Items, Gesendet, Envoyés (or `sent_folder`) mark mail as sent.
@@ -23,6 +26,7 @@ The names themselves, and Dovecot's modified UTF-7 folder names, are in `folders
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 from collections.abc import Iterator
@@ -42,6 +46,7 @@ from keepwarm.model import Batch, MessageMeta, Skip
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 1000
+WINDOW = 50_000  # files held per scan of a folder (see Memory above)
 MAX_HEADER_BYTES = 1_000_000
 SETTLE_NS = 2_000_000_000  # larger than file-system clock granularity and small NFS clock skew
 _FIRST_READ = 16_384  # most header blocks fit; bigger ones are read on in doubling chunks
@@ -127,7 +132,7 @@ class MaildirConnector:
         for folder in folders:
             start_mark, names = states[folder.name]
             mark = start_mark
-            for ctime, sub, name, mtime in self._entries(folder, mark, names, batch):
+            for ctime, sub, name, mtime in self._scan(folder, mark, names, batch):
                 unique = name.split(":", 1)[0]
                 self._read(folder, sub, name, unique, batch, stats)
                 if sub == "cur" and 0 < mtime <= start_mark:
@@ -167,11 +172,33 @@ class MaildirConnector:
             return
         stats.skipped += 1
 
+    def _scan(
+        self, folder: _Folder, mark: int, names: set[str], batch: Batch
+    ) -> Iterator[tuple[int, str, str, int]]:
+        """Every file at or above the mark, in ctime order, one window of files at a time.
+
+        The scan position is kept apart from the cursor's mark, which stops short of files
+        changed in the last seconds: the next window starts after the last file read.
+        """
+        position, seen = mark, set(names)
+        while True:
+            window = self._entries(folder, position, seen, batch)
+            yield from window
+            if len(window) < WINDOW:
+                return
+            last = window[-1][0]
+            if last != position:
+                position, seen = last, set()
+            seen.update(name.split(":", 1)[0] for ctime, _, name, _ in window if ctime == last)
+
     def _entries(
         self, folder: _Folder, mark: int, names: set[str], batch: Batch
     ) -> list[tuple[int, str, str, int]]:
-        """(ctime, subdir, file name, mtime) of the files at or above the mark, ctime order."""
-        found: list[tuple[int, str, str, int]] = []
+        """(ctime, subdir, file name, mtime) of the `WINDOW` oldest files at or above the mark
+        (and not among `names` at it), in ctime order."""
+        # A max-heap on ctime (ctimes negated) of at most WINDOW entries: memory stays bounded
+        # however many files the folder holds.
+        heap: list[tuple[int, str, str, int]] = []
         for sub in ("new", "cur"):
             try:
                 with os.scandir(os.path.join(folder.path, sub)) as entries:
@@ -183,10 +210,15 @@ class MaildirConnector:
                         except FileNotFoundError:
                             continue
                         ctime = st.st_ctime_ns
-                        if ctime > mark or (
-                            ctime == mark and entry.name.split(":", 1)[0] not in names
+                        if ctime < mark or (
+                            ctime == mark and entry.name.split(":", 1)[0] in names
                         ):
-                            found.append((ctime, sub, entry.name, st.st_mtime_ns))
+                            continue
+                        item = (-ctime, sub, entry.name, st.st_mtime_ns)
+                        if len(heap) < WINDOW:
+                            heapq.heappush(heap, item)
+                        elif ctime < -heap[0][0]:
+                            heapq.heapreplace(heap, item)
             except FileNotFoundError:
                 continue  # a folder without new/ (some tools never create it)
             except PermissionError as exc:
@@ -194,8 +226,7 @@ class MaildirConnector:
                 return []
             except OSError as exc:  # EIO, ESTALE on a network file system: try again later
                 raise TransientError(f"cannot list {folder.path}/{sub}: {exc}") from exc
-        found.sort()
-        return found
+        return sorted((-ctime, sub, name, mtime) for ctime, sub, name, mtime in heap)
 
     def _folders(self) -> list[_Folder]:
         """The root and every subfolder holding cur/, minus trash, junk and drafts."""
