@@ -434,7 +434,7 @@ def test_a_revoked_token_is_an_auth_error_without_the_token(
     assert "access token" in caught.value.fix
 
 
-def test_an_oauth_provider_without_a_registered_source_says_what_to_do(
+def test_google_sign_in_without_credentials_is_a_problem_of_the_account(
     source: ImapSource, context: ConnectorContext
 ) -> None:
     account = replace(source.account, auth="xoauth2", password_file=None, oauth_provider="google")

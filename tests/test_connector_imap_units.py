@@ -205,7 +205,8 @@ def test_imap_config_rules(extra: dict[str, str], problem: str) -> None:
     [
         {"password_env": "T"},
         {"auth": "xoauth2", "password_env": "T"},
-        {"auth": "xoauth2", "oauth_provider": "microsoft"},
+        {"auth": "xoauth2", "oauth_provider": "microsoft", "client_id": "11111111-aaaa"},
+        {"auth": "xoauth2", "oauth_provider": "google", "credentials_file": "/etc/kw/g.json"},
     ],
 )
 def test_imap_configs_that_are_fine(extra: dict[str, str]) -> None:
