@@ -12,13 +12,14 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from keepwarm.errors import LeaseLost
+from keepwarm.errors import LeaseLost, StoreError
 from keepwarm.model import Direction, Kind, Role, Skip, Touchpoint
 from keepwarm.store import Store
 from keepwarm.store.leases import WORKER_KEY, Lease
@@ -394,3 +395,87 @@ def test_fencing_holds_under_contention(store_url: str) -> None:
         assert all(len(w) == 1 for w in writers.values()), f"{account}: two writers, one token"
         assert len(writers) > 1, f"{account} never changed hands"
     assert sum(refused) > 0, "no lease was ever lost: the test exercised nothing"
+
+
+@contextmanager
+def _stopped_after(statement: str, work: Callable[[], object]) -> Iterator[list[BaseException]]:
+    """Run `work` on a thread that stops right after its first `statement`, inside that
+    transaction, as a process stopped by SIGSTOP or a suspended VM would, until the block ends.
+    Yields the list of what `work` raised once resumed (filled when the block has ended)."""
+    paused, resume = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hook(conn: object, cursor: object, sql: str, *args: object) -> None:
+        if threading.current_thread() is thread and statement in sql and not paused.is_set():
+            paused.set()
+            resume.wait(30)
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # looked at by the test after the block
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    sa.event.listen(sa.Engine, "after_cursor_execute", hook)
+    try:
+        thread.start()
+        assert paused.wait(10), f"{statement!r} never ran"
+        yield errors
+    finally:
+        resume.set()
+        thread.join(30)
+        sa.event.remove(sa.Engine, "after_cursor_execute", hook)
+
+
+def _take(store: Store, owner: str, accounts: list[str], timeout: float) -> list[Lease]:
+    """Acquire `accounts` for `owner` again and again (real clock) until all are granted."""
+    deadline = time.monotonic() + timeout
+    got: list[Lease] = []
+    while len(got) < len(accounts) and time.monotonic() < deadline:
+        got += store.leases.acquire(
+            owner, accounts, limit=len(accounts), duration=D, now=datetime.now(UTC)
+        )
+        got = list({lease.account: lease for lease in got}.values())
+        time.sleep(0.1)
+    return sorted(got, key=lambda lease: lease.account)
+
+
+@pg_only
+def test_a_writer_stopped_inside_its_write_loses_the_account_when_its_lease_runs_out(
+    store: Store, store_url: str
+) -> None:
+    # The fence locks the lease row until the batch commits; a writer stopped in between must
+    # not keep it (SKIP LOCKED passes over it) for as long as it sleeps: the account moves once
+    # the lease ran out, and the stopped write, resumed, stores nothing.
+    short = timedelta(seconds=1.5)
+    (lease,) = store.leases.acquire("w1", ["home"], limit=1, duration=short, now=datetime.now(UTC))
+
+    def write() -> None:
+        store.ingest("home", [tp("mid:1@x")], [], [], "c-w1", now=datetime.now(UTC), lease=lease)
+
+    with Store.open(store_url) as other, _stopped_after("FOR UPDATE", write) as errors:
+        got = _take(other, "w2", ["home"], timeout=10)
+        assert [(x.owner, x.token) for x in got] == [("w2", lease.token + 1)], (
+            "a writer stopped inside its write kept the account past its lease"
+        )
+    assert [type(e) for e in errors] == [StoreError]
+    assert "idle-in-transaction" in str(errors[0])  # what a stopped worker logs once resumed
+    assert store.cursor("home") is None
+    assert store.count_touchpoints() == 0
+
+
+@pg_only
+def test_a_worker_stopped_inside_a_renewal_does_not_keep_its_accounts(
+    store: Store, store_url: str
+) -> None:
+    short = timedelta(seconds=1.5)
+    held = store.leases.acquire("w1", ACCOUNTS, limit=4, duration=short, now=datetime.now(UTC))
+
+    def renew() -> None:  # stops after renewing the first: that row stays locked meanwhile
+        store.leases.renew("w1", held, duration=short, now=datetime.now(UTC))
+
+    with Store.open(store_url) as other, _stopped_after("UPDATE leases", renew) as errors:
+        got = _take(other, "w2", ACCOUNTS, timeout=10)
+        assert [x.account for x in got] == sorted(ACCOUNTS), "a stopped renewal kept accounts"
+    assert [type(e) for e in errors] == [StoreError]

@@ -66,9 +66,9 @@ def sync_account(
     """
     result = SyncResult(account.name)
     with structlog.contextvars.bound_contextvars(account=account.name):
-        store.mark_attempt(account.name, now())
         log.debug("poll started", lease_token=lease.token if lease is not None else None)
         try:
+            store.mark_attempt(account.name, now(), lease=lease)
             try:
                 cursor = store.cursor(account.name)
                 _poll(store, config, account, context, cursor, result, now, stop, lease)
@@ -81,14 +81,14 @@ def sync_account(
             log.warning("lease lost; the account's new worker carries on")
             result.error_kind, result.error = "lease", "the lease moved to another worker"
         except AuthError as exc:
-            _fail(store, result, "auth", str(exc), exc.fix, now())
+            _fail(store, result, "auth", str(exc), exc.fix, now(), lease)
         except TransientError as exc:
-            _fail(store, result, "transient", str(exc), "keepwarm retries on its own", now())
+            _fail(store, result, "transient", str(exc), "keepwarm retries on its own", now(), lease)
         except CursorExpired as exc:
-            _fail(store, result, "error", f"cursor expired again: {exc}", "", now())
+            _fail(store, result, "error", f"cursor expired again: {exc}", "", now(), lease)
         except ConnectorError as exc:
             fix = getattr(exc, "fix", "") or "check the account's settings in the config"
-            _fail(store, result, "error", str(exc), fix, now())
+            _fail(store, result, "error", str(exc), fix, now(), lease)
     return result
 
 
@@ -162,9 +162,20 @@ def _poll(
 
 
 def _fail(
-    store: Store, result: SyncResult, kind: str, message: str, fix: str, at: datetime
+    store: Store,
+    result: SyncResult,
+    kind: str,
+    message: str,
+    fix: str,
+    at: datetime,
+    lease: Lease | None = None,
 ) -> None:
+    try:
+        new = store.record_error(result.account, kind, message, fix, at, lease=lease)
+    except LeaseLost:  # the account's new worker is the one to say how it is doing
+        log.warning("lease lost; the account's new worker carries on")
+        result.error_kind, result.error = "lease", "the lease moved to another worker"
+        return
     result.error_kind, result.error = kind, message
-    new = store.record_error(result.account, kind, message, fix, at)
     # Said once when an account starts failing (or fails differently), not on every poll.
     (log.error if new else log.debug)("account failed", error_kind=kind, error=message, fix=fix)

@@ -31,7 +31,7 @@ import structlog
 from keepwarm.config.schema import AccountConfig, Config
 from keepwarm.connectors.base import ConnectorContext
 from keepwarm.daemon import project
-from keepwarm.daemon.digest_due import send_if_due
+from keepwarm.daemon.digest_due import Outcome, send_if_due
 from keepwarm.daemon.ingest import SyncResult, sync_account
 from keepwarm.daemon.jobs import Done, Jobs
 from keepwarm.daemon.metrics import Metrics
@@ -52,6 +52,9 @@ PROMOTE_EVERY = 60.0  # seconds: planned meetings whose time came join the log
 DIGEST_EVERY = 30.0  # seconds between cheap "is the digest due?" checks
 STATUS_AFTER_NEWS = 60.0  # seconds: soonest status check after the projection changed states
 STATUS_LINE_EVERY = 10.0  # seconds between STATUS= updates to systemd
+# The digest waits for every account's first poll since start, but no longer than this (an
+# account no worker can poll must not hold the week's digest back for good).
+DIGEST_WAIT_MAX = timedelta(minutes=30)
 
 
 def _utcnow() -> datetime:
@@ -90,6 +93,7 @@ class Service:
         )
         self._held: set[str] = set()  # accounts this worker holds a lease on
         self._listening = ""  # the metrics address being served
+        self._started = self.now()
         self._news_lock = threading.Lock()
         self._news: set[str] = set()  # accounts a push watcher reported news for
 
@@ -100,6 +104,7 @@ class Service:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
+        self._started = self.now()
         self._serve_metrics()  # a bad address is a ConfigError: the service does not start
         log.info(
             "service started",
@@ -206,8 +211,10 @@ class Service:
                 self._projection_due = True  # the pending list still holds the work
             elif done.value:
                 self._next["status"] = min(self._next["status"], self.clock() + STATUS_AFTER_NEWS)
-        elif kind == "digest" and done.error is None and done.value.status == "sent":
-            self.metrics.digest_sent(self.now())
+        elif kind == "digest" and done.error is None and done.value is not None:
+            log.debug("digest checked", status=done.value.status)
+            if done.value.status == "sent":
+                self.metrics.digest_sent(self.now())
 
     def _poll_finished(self, name: str, done: Done) -> None:
         now = self.clock()
@@ -289,7 +296,11 @@ class Service:
         wanted: dict[str, AccountConfig] = {}
         if self.config.daemon.push and not self._stop.is_set():
             parked = self._scheduler.parked()
-            wanted = {a.name: a for a in self._enabled() if can_push(a) and a.name not in parked}
+            wanted = {
+                a.name: a
+                for a in self._enabled()
+                if can_push(a) and a.name in self._held and a.name not in parked
+            }
         for name, (account, watcher) in list(self._watchers.items()):
             if wanted.get(name) != account:
                 watcher.stop()
@@ -327,7 +338,7 @@ class Service:
             self._jobs.submit("status", self._status_check)
         if now >= self._next["digest"] and self._digest_may_go():
             self._next["digest"] = now + DIGEST_EVERY
-            self._jobs.submit("digest", partial(send_if_due, self.store, self.config, self.now()))
+            self._jobs.submit("digest", partial(self._send_digest, self.config))
 
     def _project(self) -> int:
         self.store.promote_planned(self.now())
@@ -338,9 +349,32 @@ class Service:
     def _status_check(self) -> int:
         return len(record_status_changes(self.store, self.config, self.now()))
 
+    def _send_digest(self, config: Config) -> Outcome | None:
+        """Send the digest if due, once the whole team has caught up (None: not yet)."""
+        now = self.now()
+        if now - self._started < DIGEST_WAIT_MAX and not self._team_caught_up():
+            return None
+        return send_if_due(self.store, config, now)
+
+    def _team_caught_up(self) -> bool:
+        """Every enabled account polled since this worker started (by whichever worker holds
+        it; a failure counts) and nothing left for the projection: a digest sent on waking from
+        a long sleep must speak of today, and one worker's early send would stand for the week."""
+        states = {s.name: s for s in self.store.account_states()}
+        for account in self._enabled():
+            state = states.get(account.name)
+            if state is None:
+                return False
+            synced = state.last_sync is not None and state.last_sync >= self._started
+            failed = state.error_kind is not None and (
+                state.last_attempt is not None and state.last_attempt >= self._started
+            )
+            if not (synced or failed):
+                return False
+        return self.store.pending_count() == 0
+
     def _digest_may_go(self) -> bool:
-        """After every account's first poll and the projection that followed: a digest sent on
-        waking from a long sleep must speak of today, not of the day the machine slept."""
+        """After this worker's first polls and the projection that followed."""
         return (
             self._held <= self._polled
             and not self._projection_due

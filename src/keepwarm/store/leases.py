@@ -10,6 +10,12 @@
 - A write for an account carries its lease: `check` locks the row inside the writer's
   transaction and raises `LeaseLost` unless owner and token still match and the lease has not
   run out, so a worker paused past its lease writes nothing once another worker took over.
+- A process stopped inside one of these transactions (SIGSTOP, a suspended VM, a long pause)
+  would keep its row locks for as long as it sleeps: `SKIP LOCKED` would pass over its accounts
+  and the others' heartbeats would wait for it. On PostgreSQL each transaction here therefore
+  ends its session once it sits idle longer than a healthy one ever does (`BOOKKEEPING_IDLE`;
+  a fenced write: until its lease runs out), which releases them; the stopped work, resumed,
+  fails with `StoreError` and writes nothing.
 - Presence: each running worker keeps a row of its own (account `WORKER_KEY + owner`, token =
   a random number of its process instance), renewed with its leases. The unexpired ones are the
   live workers a fair share is counted from, a newcomer that holds nothing yet included.
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from keepwarm.errors import LeaseLost
@@ -36,6 +42,13 @@ WORKER_KEY = "\x1fworker:"
 
 # One transaction of the store (`Store._session`): a reader's or a writer's.
 Transactions = Callable[[], AbstractContextManager[Session]]
+
+# The longest a lease transaction may sit idle between statements before PostgreSQL ends the
+# session: its statements run back to back, so only a stopped process comes near it.
+BOOKKEEPING_IDLE = timedelta(seconds=2)
+# A fenced write does work between statements (a batch of rows): it may idle until its lease
+# runs out, and at least this long.
+WRITE_IDLE_MIN = timedelta(seconds=3)
 
 _C = LEASES.c
 _COLUMNS = (_C.account, _C.owner, _C.token, _C.expires_at)
@@ -53,7 +66,9 @@ class Lease:
 
 def check(s: Session, lease: Lease, now: datetime) -> None:
     """Raise `LeaseLost` unless `lease` still holds at `now`; on PostgreSQL the row stays locked
-    until the caller's transaction ends, so nobody can take the account before it commits."""
+    until the caller's transaction ends, so nobody can take the account before it commits; a
+    writer stopped inside that transaction keeps it only until the lease runs out."""
+    _idle_limit(s, max(lease.expires_at - now, WRITE_IDLE_MIN))
     row = s.execute(
         select(_C.owner, _C.token, _C.expires_at)
         .where(_C.account == lease.account)
@@ -106,6 +121,7 @@ class Leases:
         if others := [o for o in takeover if o != owner]:
             free = or_(free, _C.owner.in_(others))
         with self._write() as s:
+            _idle_limit(s, BOOKKEEPING_IDLE)
             self._seed(s, names)
             for group in chunks(names):
                 # A plain UPDATE waits for this worker's own write in flight (which locks the
@@ -156,6 +172,7 @@ class Leases:
         them with their new expiry, by account. A lease lost meanwhile is absent."""
         kept: list[Lease] = []
         with self._write() as s:
+            _idle_limit(s, BOOKKEEPING_IDLE)
             for lease in sorted(leases, key=lambda lease: lease.account):
                 row = s.execute(
                     update(LEASES)
@@ -176,6 +193,7 @@ class Leases:
         """End `owner`'s leases on `accounts` (None: all of them) now: free for anyone at once."""
         ours = update(LEASES).where(_C.owner == owner, _accounts_only()).values(expires_at=EPOCH)
         with self._write() as s:
+            _idle_limit(s, BOOKKEEPING_IDLE)
             if accounts is None:
                 s.execute(ours)
                 return
@@ -198,6 +216,7 @@ class Leases:
             (_C.token == instance, _C.acquired_at), else_=literal(now, _C.acquired_at.type)
         )
         with self._write() as s:
+            _idle_limit(s, BOOKKEEPING_IDLE)
             s.execute(gone)
             updated = s.execute(
                 update(LEASES)
@@ -222,6 +241,7 @@ class Leases:
     def retire(self, owner: str, instance: int) -> None:
         """This process of worker `owner` stops: the others count one worker fewer at once."""
         with self._write() as s:
+            _idle_limit(s, BOOKKEEPING_IDLE)
             s.execute(delete(LEASES).where(_C.account == WORKER_KEY + owner, _C.token == instance))
 
     def workers(self, now: datetime) -> list[str]:
@@ -229,6 +249,15 @@ class Leases:
         query = select(_C.owner).where(_workers_only(), _C.expires_at > now).order_by(_C.owner)
         with self._read() as s:
             return list(s.execute(query).scalars())
+
+
+def _idle_limit(s: Session, limit: timedelta) -> None:
+    """On PostgreSQL, end the session should this transaction sit idle longer than `limit`,
+    which releases its locks. (SQLite's write lock is a file lock: a stopped process keeps it,
+    and the others wait for it, then fail; leases on SQLite serve one machine's processes.)"""
+    if s.get_bind().dialect.name == "postgresql":
+        ms = str(max(1, int(limit.total_seconds() * 1000)))
+        s.execute(select(func.set_config("idle_in_transaction_session_timeout", ms, True)))
 
 
 def _lease(row: Sequence[Any]) -> Lease:

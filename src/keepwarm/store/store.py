@@ -208,18 +208,32 @@ class Store:
                 _fence(s, lease, account, now or datetime.now(UTC))
             accounts.update(s, self._dialect, account, {"cursor": None})
 
-    def record_error(self, account: str, kind: str, message: str, fix: str, now: datetime) -> bool:
+    def record_error(
+        self,
+        account: str,
+        kind: str,
+        message: str,
+        fix: str,
+        now: datetime,
+        *,
+        lease: Lease | None = None,
+    ) -> bool:
         """Remember why the account failed (cleared by its next successful ingest); True when
-        this error is new for the account, so callers can report a failure once."""
+        this error is new for the account, so callers can report a failure once. With a
+        `lease`, only while it holds (`LeaseLost` otherwise: the account's new worker speaks)."""
         values = {"error_kind": kind, "error": message, "error_fix": fix, "last_attempt": now}
         with self._session() as s:
+            if lease is not None:
+                _fence(s, lease, account, now)
             before = accounts.error(s, account)
             accounts.update(s, self._dialect, account, values)
         return before != (kind, message)
 
-    def mark_attempt(self, account: str, now: datetime) -> None:
-        """Remember that a poll of the account started at `now`."""
+    def mark_attempt(self, account: str, now: datetime, *, lease: Lease | None = None) -> None:
+        """Remember that a poll of the account started at `now` (with a `lease`: while it holds)."""
         with self._session() as s:
+            if lease is not None:
+                _fence(s, lease, account, now)
             accounts.update(s, self._dialect, account, {"last_attempt": now})
 
     def account_states(self) -> list[AccountState]:
