@@ -85,7 +85,11 @@ class AccountConfig:
     client_secret_env: str | None = opt(None, "outlook app-only: env var holding the secret")
     client_secret_command: tuple[str, ...] | None = opt(None, "outlook app-only: secret command")
     max_bytes: int = opt(20_000_000, "ics: the largest feed accepted", gt=0)
-    timeout: float = opt(60.0, "caldav / ics: seconds to wait for the server's answer", gt=0)
+    timeout: float = opt(
+        60.0,
+        "caldav / ics / imap: seconds to wait for the server's answer (imap: its greeting too)",
+        gt=0,
+    )
     server_expand: bool = opt(
         False, "caldav: let the server expand recurring events (default: expanded locally)"
     )

@@ -24,8 +24,8 @@ from keepwarm.connectors.base import SourceProblem
 from keepwarm.connectors.imap.tokens import TokenProvider
 from keepwarm.errors import AuthError, TransientError
 
-CONNECT_TIMEOUT = 30.0
-# A first FETCH of a big folder can keep a slow server busy; a stalled connection still ends.
+CONNECT_TIMEOUT = 30.0  # at most: a shorter read timeout shortens it too
+# `connect()`'s default; the connector passes the account's `timeout` (60 s unless set).
 READ_TIMEOUT = 180.0
 # Response codes (RFC 5530) that say "try again later" rather than "wrong credentials".
 _TEMPORARY_CODES = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]")
@@ -53,6 +53,12 @@ def imap_errors(account: AccountConfig, *, connecting: bool = False) -> Iterator
     try:
         yield
     except LoginError as exc:
+        if isinstance(exc.__context__, imaplib.IMAP4.abort):
+            # imapclient wraps every IMAP4.error of a login in LoginError, `abort` too: a
+            # connection that ended (EOF, BYE, a cut line) while the login's answer was on its
+            # way is bad luck, not bad credentials, and must not park the account.
+            lost = exc.__context__
+            raise TransientError(f"{where}: connection lost while logging in ({lost})") from None
         text = _server_text(exc)
         if any(code in text.upper() for code in _TEMPORARY_CODES):
             raise TransientError(f"{where} cannot log in right now: {text}") from None
@@ -89,7 +95,8 @@ def connect(
 ) -> IMAPClient:
     """A logged-in connection. `token` supplies the XOAUTH2 access token (auth = "xoauth2")
     or the password; it is called once per login, never stored. A server that sends nothing
-    for `read_timeout` seconds in the middle of an answer is given up on (TransientError)."""
+    for `read_timeout` seconds in the middle of an answer is given up on (TransientError), and
+    so is one that sends no greeting within that time (or CONNECT_TIMEOUT, if shorter)."""
     if account.security == "none" and not _loopback(account.host or ""):
         raise SourceProblem(
             f"refusing plain-text IMAP to {account.host}", fix=_security_fix(account)
@@ -101,7 +108,9 @@ def connect(
             default_port(account),
             ssl=account.security == "tls",
             ssl_context=context,
-            timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=read_timeout),
+            # The greeting is read under the connect timeout: a server that accepts and then
+            # says nothing must not outlast the read timeout the account asked for.
+            timeout=SocketTimeout(connect=min(CONNECT_TIMEOUT, read_timeout), read=read_timeout),
         )
     try:
         # imapclient turns on imaplib's line-by-line debug output (to its logger): that would

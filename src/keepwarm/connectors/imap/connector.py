@@ -64,11 +64,13 @@ class ImapConnector:
         context: ConnectorContext,
         *,
         token: TokenProvider | None = None,
-        read_timeout: float = imap.READ_TIMEOUT,
+        read_timeout: float | None = None,
     ) -> None:
         self.account = account
         self.context = context
-        self.read_timeout = read_timeout
+        # Silence this long in the middle of an answer ends the poll (TransientError): a dead
+        # server or a connection a middlebox dropped without a word.
+        self.read_timeout = account.timeout if read_timeout is None else read_timeout
         self.fields = context.wanted_headers or WANTED
         if token is not None:
             self._token = token
