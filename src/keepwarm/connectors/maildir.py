@@ -210,9 +210,7 @@ class MaildirConnector:
                         except FileNotFoundError:
                             continue
                         ctime = st.st_ctime_ns
-                        if ctime < mark or (
-                            ctime == mark and entry.name.split(":", 1)[0] in names
-                        ):
+                        if ctime < mark or (ctime == mark and entry.name.split(":", 1)[0] in names):
                             continue
                         item = (-ctime, sub, entry.name, st.st_mtime_ns)
                         if len(heap) < WINDOW:
