@@ -27,6 +27,18 @@ UPDATE_BATCH = 2000
 _counterpart = attrgetter("counterpart")
 
 
+def read_batch(dialect: str) -> int:
+    """Rows per fetch when replaying the log on `dialect`.
+
+    Each row becomes a Touchpoint that the fold reads at once, so a small batch keeps the rows
+    and their objects in the CPU cache: rebuilding 1M rows on SQLite took 0.5-1 s more CPU with
+    10,000 rows per fetch than with 1,000, and 256 saved a further 0.1-0.3 s (a bare SELECT
+    runs as fast at any of these sizes). On PostgreSQL each batch is a round trip to a
+    server-side cursor: there 1,000 was as fast as 10,000, and 256 a little slower.
+    """
+    return 256 if dialect == "sqlite" else 1000
+
+
 def directory(store: Store, config: Config) -> Directory:
     """Who is who: config rules, vCards named in config, and the contact events of the CLI."""
     people: list[tuple[str | None, tuple[str, ...]]] = []
@@ -84,7 +96,8 @@ def rebuild(store: Store, config: Config) -> int:
 
     def states() -> Iterator[tuple[str, dict[str, object]]]:
         nonlocal count
-        for key, state in _fold_stream(people, config, store.iter_touchpoints()):
+        stream = store.iter_touchpoints(batch_size=read_batch(store.dialect))
+        for key, state in _fold_stream(people, config, stream):
             count += 1
             yield key, state.to_dict()
 
@@ -103,7 +116,8 @@ def update(store: Store, config: Config, counterparts: Iterable[str]) -> int:
 
     def states() -> Iterator[tuple[str, dict[str, object]]]:
         unseen = set(keys)
-        for key, state in _fold_stream(people, config, store.iter_touchpoints(addresses)):
+        stream = store.iter_touchpoints(addresses, batch_size=read_batch(store.dialect))
+        for key, state in _fold_stream(people, config, stream):
             unseen.discard(key)
             yield key, state.to_dict()
         for key in sorted(unseen):  # no touchpoint in the log (yet): an empty state

@@ -1,9 +1,11 @@
 """Touchpoints -> `ContactState`: the projection's pure, time-independent fold.
 
 This is the hot path of a full replay (a million touchpoints). Per touchpoint the loop reads a
-few attributes and compares datetimes: subtracting two datetimes that share a tzinfo (all UTC
-here) costs a fraction of `timestamp()`, which asks the tzinfo for its offset each time. Seconds
-as floats, logarithms, powers and month numbers are computed only when an episode opens.
+few attributes, compares its time with the previous one and subtracts the two (the silence);
+the natural key and counterpart are read only on a tie in time. Seconds as floats, logarithms,
+powers and month numbers are computed only when an episode opens, and for an aware datetime
+`timestamp()` is `(at - epoch).total_seconds()` in one call. Counts that follow from others
+(touchpoints, episodes) are worked out once at the end rather than kept per touchpoint.
 The model's numbers arrive prepared (`fold_params.py`); the organisation is `organisation.py`'s.
 """
 
@@ -22,7 +24,6 @@ from keepwarm.relationship.organisation import contact_organisation
 from keepwarm.relationship.rhythm import GAP_FLOOR_DAYS
 from keepwarm.relationship.state import ContactState
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Earlier than any touch: the "previous touch" of the first one.
 _DAWN = datetime.min.replace(tzinfo=UTC)
 _LOG_FLOOR = math.log(GAP_FLOOR_DAYS)
@@ -94,7 +95,7 @@ def _scan(
     w_out, w_in, w_cc = p.w_out, p.w_in, p.w_cc
     w_1to1, w_small, w_large, small = p.w_1to1, p.w_small, p.w_large, p.small
     email, meeting, out, inbound, cc, sender = _EMAIL, _MEETING, _OUT, _IN, _CC, _FROM
-    utc, epoch = UTC, _EPOCH
+    utc = UTC
     episode_gap, min_silence, response = p.episode_gap, p.min_silence, p.response
     half_life = p.half_life
     quiet = p.quiet
@@ -106,11 +107,10 @@ def _scan(
     per_address: dict[str, int] = {}
     months: list[int] = []  # the month of each closed episode, as year * 12 + month - 1
 
-    prev_at = last_at = _DAWN
-    prev_nk = prev_cp = ""
+    last_at = _DAWN
     first: Touchpoint | None = None
     last: Touchpoint | None = None
-    count = meetings = episodes = 0
+    meetings = repeats = 0
     has_out = has_in = False
     last_out: datetime | None = None
     last_in: datetime | None = None
@@ -129,15 +129,17 @@ def _scan(
 
     for tp in items:
         at = tp.occurred_at
-        nk = tp.natural_key
-        cp = tp.counterpart
-        if at <= prev_at:
-            if at < prev_at or nk < prev_nk or (nk == prev_nk and cp < prev_cp):
+        if at <= last_at:
+            # A tie in time (or worse): the previous touchpoint decides; an exact repeat of it
+            # is skipped. Rare, so the keys are read only here.
+            order = _tie(tp, last)
+            if order < 0:
                 return None
-            if nk == prev_nk and cp == prev_cp:
+            if order == 0:
+                repeats += 1
                 continue
-        prev_at, prev_nk, prev_cp = at, nk, cp
         if multi:
+            cp = tp.counterpart
             per_address[cp] = per_address.get(cp, 0) + 1
 
         kind = tp.kind
@@ -157,14 +159,13 @@ def _scan(
 
         if last is None:
             first = tp
-            ep_ts = warmth_ts = (at - epoch).total_seconds()
+            ep_ts = warmth_ts = at.timestamp()
             ep_weight = weight
             utc_at = at if at.tzinfo is utc else at.astimezone(utc)
             ep_month = utc_at.year * 12 + utc_at.month - 1
-            episodes = 1
         elif (silence := at - last_at) >= episode_gap:
             # A new episode: close the open one into warmth, gap statistics and months.
-            ts = (at - epoch).total_seconds()
+            ts = at.timestamp()
             warmth = warmth * 2.0 ** ((warmth_ts - ep_ts) / half_life) + ep_weight
             warmth_ts = ep_ts
             if (
@@ -183,7 +184,6 @@ def _scan(
             ep_ts, ep_weight = ts, weight
             utc_at = at if at.tzinfo is utc else at.astimezone(utc)
             ep_month = utc_at.year * 12 + utc_at.month - 1
-            episodes += 1
         elif weight > ep_weight:
             ep_weight = weight
 
@@ -208,10 +208,10 @@ def _scan(
                 answered = at
         if touch_name := tp.name:
             name = touch_name
-        count += 1
         last = tp
         last_at = at
 
+    count = len(items) - repeats
     distinct = len(set(map(_identity if multi else _natural_key, items)))
     # With one address the natural key alone is the identity unless a stray counterpart
     # shares one; only then is the full (natural_key, counterpart) count needed.
@@ -221,7 +221,7 @@ def _scan(
     if last is None or first is None:
         return ContactState(key=key, addresses=addresses, organisation=organisation)
     # Close the last episode; warmth then decays from its start to the very last touch.
-    last_ts = (last_at - epoch).total_seconds()
+    last_ts = last_at.timestamp()
     warmth = warmth * 2.0 ** ((warmth_ts - ep_ts) / half_life) + ep_weight
     warmth *= 2.0 ** ((ep_ts - last_ts) / half_life)
     months.append(ep_month)
@@ -233,7 +233,7 @@ def _scan(
         name=name,
         organisation=organisation,
         touchpoints=count,
-        episodes=episodes,
+        episodes=gap_count + 1,
         meetings=meetings,
         first_touch=first.occurred_at,
         last_touch=last_at,
@@ -252,6 +252,19 @@ def _scan(
         reach_out_answered_at=answered,
         monthly=monthly,
     )
+
+
+def _tie(tp: Touchpoint, previous: Touchpoint | None) -> int:
+    """-1 when `tp` may not follow `previous` (an earlier time, or a lower key at the same
+    time), 0 when it repeats it, 1 when it may follow it at the same time."""
+    if previous is None:  # `tp` is at the dawn of time itself
+        prev_at, prev_nk, prev_cp = _DAWN, "", ""
+    else:
+        prev_at, prev_nk, prev_cp = previous.occurred_at, previous.natural_key, previous.counterpart
+    at, nk, cp = tp.occurred_at, tp.natural_key, tp.counterpart
+    if at < prev_at or nk < prev_nk or (nk == prev_nk and cp < prev_cp):
+        return -1
+    return 0 if nk == prev_nk and cp == prev_cp else 1
 
 
 def _month_key(month: int) -> str:

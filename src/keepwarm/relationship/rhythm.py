@@ -38,10 +38,7 @@ class Rhythm:
 
     def survival(self, gap_days: float) -> float:
         """P(gap >= gap_days) = 1 − Φ((ln g − mu) / sigma)."""
-        if gap_days <= 0:
-            return 1.0
-        z = (math.log(gap_days) - self.mu) / self.sigma
-        return 0.5 * math.erfc(z / _SQRT2)
+        return _survival(gap_days, self.mu, self.sigma)
 
 
 def tier_config(model: ModelConfig, tier: str) -> TierConfig:
@@ -73,14 +70,29 @@ def rhythm(
 
 
 def posterior(n: int, s: float, q: float, prior_mu: float, k: float, s0: float) -> Rhythm:
-    """`rhythm` with the prior already looked up (the fold calls this in its loop)."""
+    """`rhythm` with the prior already looked up."""
+    return Rhythm(*_posterior(n, s, q, prior_mu, k, s0))
+
+
+def _posterior(
+    n: int, s: float, q: float, prior_mu: float, k: float, s0: float
+) -> tuple[float, float]:
+    """(mu, sigma) of `posterior`, without building a Rhythm (the fold asks this per gap)."""
     if n + k <= 0:
-        return Rhythm(prior_mu, max(s0, SIGMA_FLOOR))
+        return prior_mu, max(s0, SIGMA_FLOOR)
     mu = (s + k * prior_mu) / (n + k)
     # Rounding can make Q − S²/n a hair negative for identical gaps.
     ss = max(0.0, q - s * s / n) if n else 0.0
     variance = (ss + k * s0 * s0) / (n + k)
-    return Rhythm(mu, max(math.sqrt(variance), SIGMA_FLOOR))
+    return mu, max(math.sqrt(variance), SIGMA_FLOOR)
+
+
+def _survival(gap_days: float, mu: float, sigma: float) -> float:
+    """`Rhythm.survival`, for a rhythm given as its two numbers."""
+    if gap_days <= 0:
+        return 1.0
+    z = (math.log(gap_days) - mu) / sigma
+    return 0.5 * math.erfc(z / _SQRT2)
 
 
 def quiet_status(silence_days: float, survival: float, model: ModelConfig, max_days: float) -> str:
@@ -101,20 +113,26 @@ class QuietTest:
     (the rhythm of the gaps so far, min_days, the tier's max_days), with the tier looked up once.
     """
 
-    __slots__ = ("k", "max_days", "model", "prior_mu", "s0")
+    __slots__ = ("cold_below", "cooling_below", "k", "max_days", "min_days", "prior_mu", "s0")
 
     def __init__(self, model: ModelConfig, tier: str) -> None:
         config = tier_config(model, tier)
-        self.model = model
-        self.max_days = config.max_days
+        self.min_days, self.max_days = model.min_days, config.max_days
+        self.cold_below, self.cooling_below = model.cold_below, model.cooling_below
         self.prior_mu = math.log(config.typical_days)
         self.k = model.prior_strength
         self.s0 = model.prior_sigma
 
     def __call__(self, silence_days: float, gap_count: int, gap_sum: float, gap_sq: float) -> bool:
-        learned = posterior(gap_count, gap_sum, gap_sq, self.prior_mu, self.k, self.s0)
-        survival = learned.survival(silence_days)
-        return quiet_status(silence_days, survival, self.model, self.max_days) != "warm"
+        # `quiet_status(...) != "warm"`, asked in its own order but stopping at the first
+        # answer: past max_days the rhythm need not be learned at all.
+        if silence_days < self.min_days:
+            return False
+        if silence_days >= self.max_days:
+            return True
+        mu, sigma = _posterior(gap_count, gap_sum, gap_sq, self.prior_mu, self.k, self.s0)
+        survival = _survival(silence_days, mu, sigma)
+        return survival < self.cold_below or survival < self.cooling_below
 
 
 def describe_gap(days: float, *, approx: bool = False) -> str:
