@@ -23,8 +23,10 @@ IMMEDIATE = "keepwarm_immediate"
 _MIGRATION_LOCK = 0x6B77_0001
 
 _SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",  # readers never block the writer (a replay while the daemon syncs)
+    # First: switching a new database to WAL takes a lock, and two processes opening one new
+    # file at once (daemons started together) must wait for each other, not fail.
     "PRAGMA busy_timeout=10000",  # a second process waits for the lock instead of failing at once
+    "PRAGMA journal_mode=WAL",  # readers never block the writer (a replay while the daemon syncs)
     "PRAGMA synchronous=NORMAL",  # durable at checkpoints; WAL keeps the database consistent
     "PRAGMA foreign_keys=ON",
     # Reads through a memory map instead of a read() per page: a replay walks the log in index
