@@ -1,4 +1,10 @@
-"""The command group and the per-invocation context: config, store, clock."""
+"""The command group and the per-invocation context: config, store, clock.
+
+Command modules import at module level only what their options need (click, this module,
+`tables`): the store (SQLAlchemy, Alembic), the daemon, the digest and the connectors are
+imported inside the commands that use them, so `keepwarm --help` and every command start
+without paying for the others' libraries.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,15 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from keepwarm import log
-from keepwarm.config.load import find_path, load
-from keepwarm.config.schema import Config
 from keepwarm.errors import ConfigError, UserError
-from keepwarm.store import Store
+
+if TYPE_CHECKING:
+    from keepwarm.config.schema import Config
+    from keepwarm.store import Store
 
 
 @dataclass
@@ -29,6 +36,8 @@ class App:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from keepwarm.config.load import find_path, load
+
             config = load(find_path(self.config_path))
             _check_vcards(config)
             self._config = config
@@ -37,6 +46,8 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from keepwarm.store import Store
+
             self._store = Store.open(self.config.store.url or Store.default_url())
         return self._store
 
@@ -98,6 +109,8 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
         raise UserError(
             f"KEEPWARM_LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}, got {level!r}"
         )
+    from keepwarm import log  # structlog: not needed for `keepwarm --help`
+
     log.configure(level.lower())
     app = App(config_path, log_level)
     ctx.obj = app

@@ -7,15 +7,9 @@ import time
 from pathlib import Path
 
 import click
-from platformdirs import user_state_path
 
 from keepwarm.cli.app import App, cli, pass_app
-from keepwarm.cli.digest import RENDERERS
-from keepwarm.config.load import load
-from keepwarm.daemon.report import build_digest
-from keepwarm.daemon.sync import sync_all
-from keepwarm.demo import generate
-from keepwarm.store import Store
+from keepwarm.cli.digest import FORMATS, render
 
 
 @cli.command()
@@ -27,12 +21,18 @@ from keepwarm.store import Store
     help="Where to generate (default: demo/ in the XDG state directory; replaced each run).",
 )
 @click.option("--seed", default=7, show_default=True, help="Another seed, another world.")
-@click.option(
-    "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @pass_app
 def demo(app: App, root: Path | None, seed: int, fmt: str) -> None:
     """Generate a fictional owner's mail and calendar, run the real pipeline, print the digest."""
+    from platformdirs import user_state_path
+
+    from keepwarm.config.load import load
+    from keepwarm.daemon.report import build_digest
+    from keepwarm.daemon.sync import sync_all
+    from keepwarm.demo import generate
+    from keepwarm.store import Store
+
     root = root or user_state_path("keepwarm") / "demo"
     if root.exists():
         if not (root / "keepwarm.toml").exists() and any(root.iterdir()):
@@ -66,4 +66,4 @@ def demo(app: App, root: Path | None, seed: int, fmt: str) -> None:
     click.echo(
         f"demo: explore with `keepwarm --config {config_path} contacts --status cold`\n", err=True
     )
-    click.echo(RENDERERS[fmt](digest), nl=False)
+    click.echo(render(digest, fmt), nl=False)

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from keepwarm.cli.app import App, cli, pass_app
-from keepwarm.daemon.digest_due import Outcome, send_if_due, sending_problems
-from keepwarm.daemon.report import build_digest
-from keepwarm.digest.render import render_html, render_json, render_text
 from keepwarm.errors import ConfigError, KeepwarmError, UserError
 
-RENDERERS = {"text": render_text, "html": render_html, "json": render_json}
+if TYPE_CHECKING:
+    from keepwarm.daemon.digest_due import Outcome
+    from keepwarm.digest.model import Digest
+
+FORMATS = ("html", "json", "text")
+
+
+def render(digest: Digest, fmt: str) -> str:
+    """The digest in one of FORMATS (jinja2 is imported here, by the commands that print one)."""
+    from keepwarm.digest.render import render_html, render_json, render_text
+
+    return {"text": render_text, "html": render_html, "json": render_json}[fmt](digest)
 
 
 @cli.command()
@@ -26,7 +35,7 @@ RENDERERS = {"text": render_text, "html": render_html, "json": render_json}
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(RENDERERS)),
+    type=click.Choice(FORMATS),
     default="text",
     show_default=True,
     help="Preview format; with --send, json prints the outcome as JSON.",
@@ -34,10 +43,13 @@ RENDERERS = {"text": render_text, "html": render_html, "json": render_json}
 @pass_app
 def digest(app: App, preview: bool, send: bool, send_now: bool, fmt: str) -> None:
     """Compose this week's digest from the current state and print or send it."""
+    from keepwarm.daemon.digest_due import send_if_due, sending_problems
+    from keepwarm.daemon.report import build_digest
+
     if sum((preview, send, send_now)) > 1:
         raise click.UsageError("choose one of --preview, --send and --send-now")
     if not (send or send_now):
-        click.echo(RENDERERS[fmt](build_digest(app.store, app.config, app.now)), nl=False)
+        click.echo(render(build_digest(app.store, app.config, app.now), fmt), nl=False)
         return
     problems = sending_problems(app.config)
     if problems:

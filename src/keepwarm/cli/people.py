@@ -12,10 +12,7 @@ import click
 
 from keepwarm.cli.app import FORMATS, App, cli, pass_app
 from keepwarm.cli.tables import day, table
-from keepwarm.daemon import project
-from keepwarm.detect.addresses import normalise
 from keepwarm.model import ContactEvent
-from keepwarm.relationship.directory import read_vcards
 from keepwarm.relationship.state import STATUSES, Assessment
 
 _ORDER = {"cold": 0, "cooling": 1, "warm": 2, "new": 3, "dormant": 4, "muted": 5}
@@ -57,6 +54,8 @@ def contacts(ctx: click.Context, statuses: tuple[str, ...], fmt: str) -> None:
     """List contacts (most at risk first); subcommands merge and import people."""
     if ctx.invoked_subcommand is not None:
         return
+    from keepwarm.daemon import project
+
     app = ctx.find_object(App)
     assert app is not None
     found = project.assessments(app.store, app.config, app.now)
@@ -90,6 +89,8 @@ def contacts(ctx: click.Context, statuses: tuple[str, ...], fmt: str) -> None:
 @pass_app
 def merge(app: App, addresses: tuple[str, ...]) -> None:
     """Record that ADDRESSES are one person (the first is the primary address)."""
+    from keepwarm.daemon import project
+
     if len(addresses) < 2:
         raise click.UsageError("merge needs at least two addresses")
     primary, *others = [_address(a, domains=False) for a in addresses]
@@ -104,6 +105,10 @@ def merge(app: App, addresses: tuple[str, ...]) -> None:
 @pass_app
 def import_vcards(app: App, path: Path) -> None:
     """Import a vCard file: names, and every card's addresses as one person."""
+    from keepwarm.daemon import project
+    from keepwarm.detect.addresses import normalise
+    from keepwarm.relationship.directory import read_vcards
+
     people = read_vcards(path.read_text(encoding="utf-8", errors="replace"))
     if not people:
         # Importing the wrong file should not look like a success that changed nothing.
@@ -125,6 +130,8 @@ def import_vcards(app: App, path: Path) -> None:
 
 def _address(raw: str, *, domains: bool = True) -> str:
     """A CLI address argument: an address (normalised) or, where `domains`, @domain."""
+    from keepwarm.detect.addresses import normalise
+
     if domains and raw.startswith("@") and "." in raw:
         return raw.lower()
     address = normalise(raw)
@@ -187,6 +194,8 @@ for _action, _help in (
 @pass_app
 def tier(app: App, address: str, tier: str) -> None:
     """Put ADDRESS (or @domain) in TIER (a name from model.tiers)."""
+    from keepwarm.daemon import project
+
     if tier not in app.config.model.tiers:
         raise click.BadParameter(
             f"unknown tier {tier!r}; tiers: {', '.join(app.config.model.tiers)}"

@@ -7,12 +7,8 @@ import tempfile
 from pathlib import Path
 
 import click
-from platformdirs import user_config_path
 
 from keepwarm.cli.app import App, cli, pass_app
-from keepwarm.config.example import example_toml
-from keepwarm.config.load import find_path
-from keepwarm.connectors.base import known_kinds
 from keepwarm.errors import KeepwarmError
 
 
@@ -21,6 +17,8 @@ from keepwarm.errors import KeepwarmError
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: Path | None, force: bool) -> None:
     """Write a commented config with every key and its default (to the XDG config path)."""
+    from keepwarm.config.example import example_toml
+
     target = path or _config_dir() / "keepwarm.toml"
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; use --force to overwrite it")
@@ -45,6 +43,8 @@ def init(path: Path | None, force: bool) -> None:
 
 def _config_dir() -> Path:
     # Where `find_path` looks first: platformdirs honours XDG_CONFIG_HOME on Linux only.
+    from platformdirs import user_config_path
+
     xdg = os.environ.get("XDG_CONFIG_HOME")
     return Path(xdg) / "keepwarm" if xdg else user_config_path("keepwarm")
 
@@ -58,6 +58,9 @@ def config() -> None:
 @pass_app
 def check(app: App) -> None:
     """Validate the config and list every problem with its key path (exit 2 if any)."""
+    from keepwarm.config.load import find_path
+    from keepwarm.connectors.base import known_kinds
+
     path = find_path(app.config_path)
     cfg = app.config
     where = str(path) if path else "built-in defaults (no config file found)"

@@ -99,7 +99,7 @@ class DavSession:
         """Principal (the library's discovery), its home and addresses, then the calendars."""
         with self.errors():
             principal = str(self.client.get_principal().url)
-            found = self._propfind(principal, _PRINCIPAL_PROPS, depth=0, gone=False)
+            found = self._propfind(principal, xml.propfind_principal(), depth=0, gone=False)
         entry = next((e for e in found.entries if xml.same_resource(e.href, principal, principal)),
                      None)  # fmt: skip
         home_hrefs = [h.text for h in entry.children(_HOME)] if entry else []
@@ -225,9 +225,6 @@ class DavSession:
 
 _HOME = f"{{{xml.CALDAV}}}calendar-home-set"
 _ADDRESSES = f"{{{xml.CALDAV}}}calendar-user-address-set"
-_PRINCIPAL_PROPS = xml._xml(
-    xml.D.propfind(xml.D.prop(xml.C("calendar-home-set"), xml.C("calendar-user-address-set")))
-)
 
 
 def _preconditions(response: Any) -> list[str]:

@@ -10,19 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
-
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type hints
-from lxml.builder import ElementMaker  # type: ignore[import-untyped]
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 CS = "http://calendarserver.org/ns/"
 _NS = {"D": DAV, "C": CALDAV, "CS": CS}
-D = ElementMaker(namespace=DAV, nsmap=_NS)
-C = ElementMaker(namespace=CALDAV, nsmap=_NS)
-S = ElementMaker(namespace=CS, nsmap=_NS)
 
 RESOURCETYPE = f"{{{DAV}}}resourcetype"
 DISPLAYNAME = f"{{{DAV}}}displayname"
@@ -64,12 +59,33 @@ class Multistatus:
     truncated: bool = False  # RFC 6578 §3.6: a 507 for the request URL itself
 
 
+@cache
+def _makers() -> tuple[Any, Any, Any]:
+    """Element makers for the DAV, CalDAV and CalendarServer namespaces.
+
+    lxml is imported by the first request built, not at import: the connector registry
+    imports this module in every process, CalDAV account or not.
+    """
+    from lxml.builder import ElementMaker  # type: ignore[import-untyped]  # no type hints
+
+    return tuple(ElementMaker(namespace=ns, nsmap=_NS) for ns in (DAV, CALDAV, CS))
+
+
 def _xml(element: Any) -> str:
+    from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type hints
+
     return str(etree.tostring(element, xml_declaration=True, encoding="utf-8").decode())
+
+
+def propfind_principal() -> str:
+    """The principal's calendar home and its own addresses."""
+    D, C, _ = _makers()
+    return _xml(D.propfind(D.prop(C("calendar-home-set"), C("calendar-user-address-set"))))
 
 
 def propfind_calendars() -> str:
     """What the calendar listing asks of every collection in the calendar home."""
+    D, C, S = _makers()
     return _xml(
         D.propfind(D.prop(
             D.resourcetype(), D.displayname(), D.owner(), D("sync-token"), S.getctag(),
@@ -80,10 +96,12 @@ def propfind_calendars() -> str:
 
 def propfind_state() -> str:
     """A collection's change markers (depth 0), or with its members' ETags (depth 1)."""
+    D, _, S = _makers()
     return _xml(D.propfind(D.prop(D.resourcetype(), D("sync-token"), S.getctag(), D.getetag())))
 
 
 def _calendar_data(expand: tuple[datetime, datetime] | None) -> Any:
+    _, C, _ = _makers()
     if expand is None:
         return C("calendar-data")
     start, end = expand
@@ -92,6 +110,7 @@ def _calendar_data(expand: tuple[datetime, datetime] | None) -> Any:
 
 def calendar_query(start: datetime, end: datetime, *, expand: bool) -> str:
     """Every VEVENT overlapping [start, end) with its data; expanded by the server if asked."""
+    D, C, _ = _makers()
     return _xml(
         C("calendar-query",
           D.prop(D.getetag(), _calendar_data((start, end) if expand else None)),
@@ -103,6 +122,7 @@ def calendar_query(start: datetime, end: datetime, *, expand: bool) -> str:
 
 def calendar_multiget(hrefs: Iterable[str], expand: tuple[datetime, datetime] | None) -> str:
     """The data of the named members (hrefs exactly as the server gave them)."""
+    D, C, _ = _makers()
     return _xml(
         C("calendar-multiget", D.prop(D.getetag(), _calendar_data(expand)),
           *[D.href(href) for href in hrefs])
@@ -111,6 +131,7 @@ def calendar_multiget(hrefs: Iterable[str], expand: tuple[datetime, datetime] | 
 
 def sync_collection(token: str | None) -> str:
     """Members changed or removed since `token` (all members when None), with their ETags."""
+    D, _, _ = _makers()
     return _xml(
         D("sync-collection", D("sync-token", token or ""), D("sync-level", "1"),
           D.prop(D.getetag()))

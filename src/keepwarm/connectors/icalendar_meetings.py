@@ -22,14 +22,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
-
-import icalendar
-import recurring_ical_events
-import x_wr_timezone  # type: ignore[import-untyped]  # ships without type hints
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.connectors.icalendar_text import utf8, wanted_lines, without_timezones
 from keepwarm.model import Attendee, MeetingMeta, Person, Skip
+
+if TYPE_CHECKING:
+    import icalendar
 
 # Properties whose garbage would break expansion of the whole series.
 _TIME_PROPERTIES = frozenset({"DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE",
@@ -95,6 +94,8 @@ class _BadZone(Exception):
 
 
 def _parse(data: bytes) -> list[icalendar.Calendar]:
+    import icalendar  # here, not at the top: every keepwarm process imports this module
+
     data = wanted_lines(utf8(data))  # what is never parsed costs nothing (icalendar_text)
     try:
         found: list[icalendar.Calendar] = icalendar.Calendar.from_ical(data, multiple=True)
@@ -108,6 +109,9 @@ def _parse(data: bytes) -> list[icalendar.Calendar]:
 def _expand(
     calendar: icalendar.Calendar, source: str, window_start: datetime, window_end: datetime
 ) -> Iterable[MeetingMeta | Skip]:
+    import recurring_ical_events
+    import x_wr_timezone  # type: ignore[import-untyped]  # ships without type hints
+
     if "X-WR-TIMEZONE" in calendar:
         try:
             calendar = x_wr_timezone.to_standard(calendar)
@@ -139,7 +143,7 @@ def _expand(
                 yield meeting
             continue
         # One small calendar per UID, so that a series the expander chokes on costs only itself.
-        single = icalendar.Calendar()
+        single = type(calendar)()  # an empty VCALENDAR (icalendar is imported by _parse)
         for component in (*timezones, *events):
             single.add_component(component)
         try:

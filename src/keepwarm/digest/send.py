@@ -27,13 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from keepwarm.config.schema import SmtpConfig
 from keepwarm.config.secrets import read_secret
@@ -111,6 +104,15 @@ def deliver(
             command=smtp.password_command,
             key="smtp.password",
         )
+    # Imported by a send, not with the module: the daemon imports this for its digest check.
+    from tenacity import (
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_exponential,
+        wait_random,
+    )
+
     attempts = 0
 
     def once() -> str:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.connectors.google.gmail_messages import GET_FIELDS
 from keepwarm.connectors.google.quota import GMAIL_UNITS, is_retryable, retry_after, status_of
 from keepwarm.connectors.google.service import Api
 from keepwarm.errors import TransientError
+
+if TYPE_CHECKING:
+    from googleapiclient.errors import HttpError
 
 MAX_BATCH = 50
 MIN_BATCH = 5
@@ -63,6 +63,8 @@ class MetadataFetcher:
         self, chunk: list[str], found: dict[str, dict[str, Any]]
     ) -> tuple[list[str], float | None]:
         """One batch request; returns the ids to try again and the longest Retry-After."""
+        from googleapiclient.http import BatchHttpRequest
+
         again: list[str] = []
         hints: list[float] = []
         errors: list[HttpError] = []

@@ -7,6 +7,9 @@ backfill runs at the limit instead of into it. When Google still says "slow down
 with reason `rateLimitExceeded` / `userRateLimitExceeded` — we wait (exponential backoff with
 full jitter, at least the Retry-After it sent) and try again; 5xx and network failures get a few
 tries too. Any other 4xx is an answer, not a hiccup: it is never retried.
+
+httplib2 and googleapiclient are imported where a request is answered, not at import: every
+command and the daemon import this package (the connector registry), most never call Google.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httplib2
-from googleapiclient.errors import BatchError, HttpError
+from typing import TYPE_CHECKING, Any
 
 from keepwarm.errors import TransientError
+
+if TYPE_CHECKING:
+    from googleapiclient.errors import HttpError
 
 # developers.google.com/gmail/api/reference/quota; methods we do not call are left out.
 GMAIL_UNITS = {
@@ -41,7 +44,13 @@ GMAIL_LIMIT = 15_000 / 60  # quota units per user per second, as Google publishe
 GMAIL_RATE, GMAIL_BURST = 240.0, 250.0  # 250 + 60 * 240 = 14,650 <= 15,000
 CALENDAR_RATE, CALENDAR_BURST = 9.5, 10.0  # 10 + 60 * 9.5 = 580 <= 600
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-NETWORK_ERRORS = (httplib2.HttpLib2Error, OSError, socket.timeout)
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What a request raises when the network, not Google, failed."""
+    import httplib2
+
+    return (httplib2.HttpLib2Error, OSError, socket.timeout)
 
 
 def error_reasons(exc: HttpError) -> list[str]:
@@ -66,6 +75,8 @@ def is_rate_limit(exc: HttpError) -> bool:
 
 def is_retryable(exc: HttpError) -> bool:
     """Rate limits, server errors and garbled batch answers; never another 4xx."""
+    from googleapiclient.errors import BatchError
+
     return isinstance(exc, BatchError) or is_rate_limit(exc) or status_of(exc) >= 500
 
 
@@ -145,6 +156,9 @@ class Pacer:
 
     def execute(self, request: Any, method: str, units: int) -> Any:
         """Run a googleapiclient request (or batch: `units` counts its calls) with retries."""
+        from googleapiclient.errors import HttpError
+
+        network = network_errors()
         for attempt in range(self.attempts):
             self.waited += self.bucket.take(units)
             self.spent[method] += units
@@ -157,7 +171,7 @@ class Pacer:
                 self.backoff(attempt, retry_after(exc), rate_limited=is_rate_limit(exc))
             except ssl.SSLCertVerificationError:
                 raise  # a certificate we cannot trust now will not be trusted in a second
-            except NETWORK_ERRORS as exc:
+            except network as exc:
                 if attempt >= 2:  # a dead network is not worth six tries: the daemon retries
                     raise TransientError(f"cannot reach Google: {_short(exc)}") from exc
                 self.backoff(attempt, None)

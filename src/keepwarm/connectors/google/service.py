@@ -5,6 +5,9 @@ ships, and one `Api` per user that paces calls and turns failures into keepwarm'
 at `{endpoint}/gmail/v1/...`, Calendar at `{endpoint}/calendar/v3/...`, batches at
 `{endpoint}/batch/gmail/v1`. googleapiclient sends batches to the public host whatever the
 `api_endpoint`, so the batch URI is always given explicitly.
+
+The Google libraries (and `auth`, which imports them) are imported when a client is built or
+a call fails, not at import: the connector registry imports this module in every process.
 """
 
 from __future__ import annotations
@@ -13,18 +16,11 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import google.auth.exceptions
-import google_auth_httplib2
-import httplib2
-from googleapiclient.discovery import build
-from googleapiclient.errors import BatchError, HttpError
 
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import SourceProblem
-from keepwarm.connectors.google import auth
 from keepwarm.connectors.google.quota import (
     Pacer,
     error_reasons,
@@ -34,6 +30,10 @@ from keepwarm.connectors.google.quota import (
     status_of,
 )
 from keepwarm.errors import AuthError, ConnectorError, TransientError
+
+if TYPE_CHECKING:
+    import google_auth_httplib2
+    from googleapiclient.errors import HttpError
 
 TIMEOUT = 60.0
 GMAIL_ROOT = "https://gmail.googleapis.com"
@@ -73,6 +73,11 @@ class Api:
         on_status: Mapping[int, ConnectorError] | None = None,
     ) -> Any:
         """Execute with pacing and retries; `on_status` maps an HTTP status to our error."""
+        import google.auth.exceptions
+        from googleapiclient.errors import BatchError, HttpError
+
+        from keepwarm.connectors.google import auth
+
         try:
             return self.pacer.execute(request, method, units)
         except ssl.SSLCertVerificationError as exc:
@@ -93,6 +98,8 @@ class Api:
 
     def failure(self, exc: HttpError) -> ConnectorError:
         """Our error for an API answer that is not a success (inner batch answers too)."""
+        from keepwarm.connectors.google import auth
+
         status, reasons = status_of(exc), error_reasons(exc)
         what = f"Google API at {where(self.account)} answered {status}"
         detail = f" ({', '.join(r for r in reasons if r)})" if any(reasons) else ""
@@ -114,6 +121,11 @@ class Api:
 
 
 def _http(account: AccountConfig, state_dir: Path, user: str | None) -> Any:
+    import google_auth_httplib2
+    import httplib2
+
+    from keepwarm.connectors.google import auth
+
     credentials = auth.credentials(account, state_dir, user)
     # The system CA bundle through httplib2's own default (HTTPLIB2_CA_CERTS or certifi);
     # `ca_file` wins when set, as for every other connector.
@@ -123,6 +135,8 @@ def _http(account: AccountConfig, state_dir: Path, user: str | None) -> Any:
 
 def gmail(account: AccountConfig, state_dir: Path, user: str | None, pacer: Pacer) -> Api:
     """A Gmail client for `user` (None: the OAuth user)."""
+    from googleapiclient.discovery import build
+
     root = _root(account, GMAIL_ROOT)
     http = _http(account, state_dir, user)
     resource = build(
@@ -138,6 +152,8 @@ def gmail(account: AccountConfig, state_dir: Path, user: str | None, pacer: Pace
 
 def calendar(account: AccountConfig, state_dir: Path, user: str | None, pacer: Pacer) -> Api:
     """A Calendar client for `user` (None: the OAuth user)."""
+    from googleapiclient.discovery import build
+
     root = _root(account, CALENDAR_ROOT)
     http = _http(account, state_dir, user)
     resource = build(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import imaplib
 import itertools
+import math
 import re
 import select
 import ssl
@@ -60,6 +61,7 @@ class IdleWatch:
         self.fallback_interval = fallback_interval
         self._known = known_uidnext  # UIDNEXT the caller has read up to
         self._client: IMAPClient | None = None
+        self._poller: select.poll | None = None  # the client's socket, registered once
         self._push = True
         self._exists = 0
         self._tag: bytes | None = None  # the IDLE command in progress
@@ -100,6 +102,8 @@ class IdleWatch:
     def _open(self) -> bool:
         """Connect and take the folder's baseline; True when it already holds news."""
         client = self._client = self._connect()
+        self._poller = select.poll()
+        self._poller.register(client.socket().fileno(), select.POLLIN)
         self._push = b"IDLE" in imap.capabilities(client)
         if self._push:
             selected = client.select_folder(self.folder, readonly=True)
@@ -115,7 +119,7 @@ class IdleWatch:
     def _drop(self) -> None:
         if self._client is not None:
             imap.disconnect(self._client)
-        self._client, self._tag = None, None
+        self._client, self._tag, self._poller = None, None, None
 
     # -- IDLE --------------------------------------------------------------------------------
 
@@ -181,12 +185,11 @@ class IdleWatch:
 
     def _next_line(self, timeout: float) -> bytes | None:
         """The next line from the server, or None when none came within `timeout`."""
-        assert self._client is not None
-        if not self._buffered():
-            poller = select.poll()
-            poller.register(self._client.socket().fileno(), select.POLLIN)
-            if not poller.poll(max(0, int(timeout * 1000))):
-                return None
+        assert self._poller is not None
+        # Rounded up: truncating left a sub-millisecond rest that the caller's loop then spun
+        # on with poll(0) until its deadline passed, every call (most of a watcher's idle CPU).
+        if not self._buffered() and not self._poller.poll(max(0, math.ceil(timeout * 1000))):
+            return None
         return self._read_line()
 
     def _buffered(self) -> bool:

@@ -30,11 +30,9 @@ import structlog
 
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import ConnectorContext, SourceProblem, register
-from keepwarm.connectors.microsoft.auth import TokenSource
 from keepwarm.connectors.microsoft.cursor import dump_cursor, load_cursor
 from keepwarm.connectors.microsoft.events import meeting_meta, organiser_identity
 from keepwarm.connectors.microsoft.graph import IMMUTABLE_IDS, PAGE_SIZE, GraphClient
-from keepwarm.connectors.microsoft.session import http_session
 from keepwarm.errors import CursorExpired, MalformedInput, TransientError
 from keepwarm.model import Batch, MeetingMeta, Skip
 
@@ -59,6 +57,10 @@ class OutlookCalendarConnector:
     """Reads meetings of one Microsoft 365 / Outlook.com calendar; see the module docstring."""
 
     def __init__(self, account: AccountConfig, context: ConnectorContext) -> None:
+        # msal and requests come with the first Outlook account, not with the registry.
+        from keepwarm.connectors.microsoft.auth import TokenSource
+        from keepwarm.connectors.microsoft.session import http_session
+
         self.account = account
         self.context = context
         self.session = http_session(account)

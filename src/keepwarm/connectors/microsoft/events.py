@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
-
 from keepwarm.connectors.icalendar_meetings import instance_id
 from keepwarm.connectors.microsoft.messages import parse_time, person
 from keepwarm.errors import MalformedInput
@@ -60,6 +58,9 @@ def zone_of(name: str) -> ZoneInfo | None:
     cleaned = name.strip()
     if cleaned.lower() in UTC_NAMES:
         return ZoneInfo("UTC")
+    # Here, not at import: icalendar is big and the connector asks Graph for UTC anyway.
+    from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
     for candidate in (cleaned, WINDOWS_TO_OLSON.get(cleaned)):
         if candidate:
             try:

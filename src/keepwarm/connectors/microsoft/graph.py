@@ -11,6 +11,9 @@
 - Errors: 401 (after one forced token refresh) and 403 -> AuthError; 410, syncStateNotFound,
   resyncRequired and kin -> CursorExpired; 404 -> SourceProblem; 5xx after retries ->
   TransientError.
+
+requests and `auth` (msal) are imported when a client is built, not at import: the connector
+registry imports this module in every process, Outlook account or not.
 """
 
 from __future__ import annotations
@@ -22,16 +25,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import requests
 import structlog
 
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import SourceProblem
-from keepwarm.connectors.microsoft.auth import TokenSource, graph_root, is_app_only, sign_in_fix
 from keepwarm.errors import AuthError, ConnectorError, CursorExpired, TransientError
+
+if TYPE_CHECKING:
+    import requests
+
+    from keepwarm.connectors.microsoft.auth import TokenSource
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +84,8 @@ class GraphClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        from keepwarm.connectors.microsoft.auth import graph_root, is_app_only
+
         self.account = account
         self.tokens = tokens
         self.session = session
@@ -99,6 +107,8 @@ class GraphClient:
         self, url: str, params: dict[str, str] | None = None, prefer: Sequence[str] = ()
     ) -> dict[str, Any]:
         """GET `url` (absolute, on the Graph root) and return the JSON object it answered."""
+        import requests
+
         if not self.owns(url):
             raise SourceProblem(
                 "Graph returned a link outside the configured Graph endpoint; refused",
@@ -223,6 +233,8 @@ def _error(response: requests.Response, account: AccountConfig) -> ConnectorErro
     if status == 410 or code.lower() in EXPIRED_CODES:
         return CursorExpired(f"Graph no longer has the delta state ({said})")
     if status == 401:
+        from keepwarm.connectors.microsoft.auth import sign_in_fix
+
         return AuthError(
             f"Graph refused the sign-in of account {account.name!r} ({said})", sign_in_fix(account)
         )

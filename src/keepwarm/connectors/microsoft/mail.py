@@ -29,7 +29,6 @@ import structlog
 
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import ConnectorContext, SourceProblem, register
-from keepwarm.connectors.microsoft.auth import TokenSource
 from keepwarm.connectors.microsoft.cursor import dump_cursor, load_cursor
 from keepwarm.connectors.microsoft.graph import (
     IMMUTABLE_IDS,
@@ -49,7 +48,6 @@ from keepwarm.connectors.microsoft.messages import (
     undecided,
     with_headers,
 )
-from keepwarm.connectors.microsoft.session import http_session
 from keepwarm.errors import AuthError, CursorExpired, MalformedInput, TransientError
 from keepwarm.model import Batch, MessageMeta, Skip
 
@@ -73,6 +71,10 @@ class OutlookMailConnector:
     """Reads message metadata of one mailbox through Graph; see the module docstring."""
 
     def __init__(self, account: AccountConfig, context: ConnectorContext) -> None:
+        # msal and requests come with the first Outlook account, not with the registry.
+        from keepwarm.connectors.microsoft.auth import TokenSource
+        from keepwarm.connectors.microsoft.session import http_session
+
         self.account = account
         self.context = context
         self.session = http_session(account)
