@@ -142,3 +142,15 @@ def test_a_database_from_a_newer_keepwarm_is_refused(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="9999"):
         Store.open(url)
+
+
+def test_the_fast_head_check_names_alembics_head() -> None:
+    """`engine.HEAD` lets a store open without importing Alembic: it must be the real head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from keepwarm.store import engine
+
+    config = Config()
+    config.set_main_option("script_location", str(engine.MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == engine.HEAD

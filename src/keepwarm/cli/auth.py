@@ -6,16 +6,16 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from keepwarm.cli.app import App, cli, pass_app
-from keepwarm.config.schema import AccountConfig
-from keepwarm.connectors.auth.files import write_private
-from keepwarm.connectors.google import auth as google_auth
-from keepwarm.connectors.google import oauth
-from keepwarm.daemon.sync import state_dir
 from keepwarm.errors import UserError
+
+if TYPE_CHECKING:
+    from keepwarm.config.schema import AccountConfig
+    from keepwarm.connectors.google import oauth
 
 GOOGLE_KINDS = ("gmail", "google_calendar")
 
@@ -49,6 +49,10 @@ def google(app: App, account_name: str, port: int, send_as: bool) -> None:
     paste the address the browser shows. The refresh token is stored with mode 0600. An imap
     account asks for https://mail.google.com/, the only scope Gmail's IMAP accepts.
     """
+    from keepwarm.connectors.auth.files import write_private
+    from keepwarm.connectors.google import auth as google_auth
+    from keepwarm.connectors.google import oauth
+
     account = _google_account(app, account_name)
     client, target = _client_and_target(app, account)
     scopes = google_auth.scopes_for(account.kind, send_as=send_as)
@@ -83,8 +87,10 @@ def _show_access(app: App, account: AccountConfig) -> None:
     """Prove the token works: whose mail it reads, which calendars it can read (the ids
     `calendars` takes), or that the IMAP server lets it in. A failure here is reported, not
     fatal: the token is stored."""
+    from keepwarm.connectors.google import auth as google_auth
     from keepwarm.connectors.google import service
     from keepwarm.connectors.google.quota import Pacer
+    from keepwarm.daemon.sync import state_dir
     from keepwarm.errors import ConnectorError
 
     try:
@@ -139,6 +145,10 @@ def _google_account(app: App, name: str) -> AccountConfig:
 def _client_and_target(app: App, account: AccountConfig) -> tuple[oauth.Client, Path]:
     """The OAuth client to use and where the token goes: the account's credentials_file when
     it has one (its client is reused, its token replaced), else the state directory."""
+    from keepwarm.connectors.google import auth as google_auth
+    from keepwarm.connectors.google import oauth
+    from keepwarm.daemon.sync import state_dir
+
     if account.credentials_file:
         path = Path(account.credentials_file).expanduser()
         try:

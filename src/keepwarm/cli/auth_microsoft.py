@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import msal
 
 from keepwarm.cli.app import App, pass_app
 from keepwarm.cli.auth import auth
-from keepwarm.config.schema import AccountConfig, Config
-from keepwarm.connectors.auth.files import write_private
-from keepwarm.connectors.microsoft.auth import (
-    TokenSource,
-    authority_url,
-    cache_path,
-    call_msal,
-    describe,
-    is_app_only,
-    public_app,
-    scopes,
-)
-from keepwarm.connectors.microsoft.graph import GraphClient
-from keepwarm.connectors.microsoft.session import http_session
-from keepwarm.daemon.sync import state_dir
 from keepwarm.errors import AuthError
+
+if TYPE_CHECKING:
+    from keepwarm.config.schema import AccountConfig, Config
 
 KINDS = ("outlook", "outlook_calendar")
 
@@ -41,6 +28,21 @@ def microsoft(app: App, names: tuple[str, ...]) -> None:
     (client secret and mailbox) nothing is signed in: their credentials and access are tested.
     An imap account (oauth_provider = "microsoft") signs in for Outlook's IMAP scope, on its own.
     """
+    import msal
+
+    from keepwarm.connectors.auth.files import write_private
+    from keepwarm.connectors.microsoft.auth import (
+        authority_url,
+        cache_path,
+        call_msal,
+        describe,
+        is_app_only,
+        public_app,
+        scopes,
+    )
+    from keepwarm.connectors.microsoft.session import http_session
+    from keepwarm.daemon.sync import state_dir
+
     accounts = _accounts(app.config, names)
     state = state_dir(app.config.store.url)
     for account in (a for a in accounts if is_app_only(a)):
@@ -88,6 +90,8 @@ def _test_imap_login(account: AccountConfig, state: Any) -> None:
     """Log in to the IMAP server once with a token from the new cache. A failure is reported,
     not fatal: the sign-in is stored."""
     from keepwarm.connectors.imap.client import session
+    from keepwarm.connectors.microsoft.auth import TokenSource
+    from keepwarm.connectors.microsoft.session import http_session
     from keepwarm.errors import ConnectorError
 
     try:
@@ -104,6 +108,8 @@ def _test_imap_login(account: AccountConfig, state: Any) -> None:
 
 
 def _accounts(config: Config, names: tuple[str, ...]) -> list[AccountConfig]:
+    from keepwarm.connectors.microsoft.auth import is_app_only
+
     found: list[AccountConfig] = []
     for name in dict.fromkeys(names):
         account = next((a for a in config.accounts if a.name == name), None)
@@ -130,6 +136,10 @@ def _accounts(config: Config, names: tuple[str, ...]) -> list[AccountConfig]:
 
 def _test_app_only(account: AccountConfig, state: Any) -> None:
     """Get an app token and read one thing the account needs: the inbox or the calendars."""
+    from keepwarm.connectors.microsoft.auth import TokenSource
+    from keepwarm.connectors.microsoft.graph import GraphClient
+    from keepwarm.connectors.microsoft.session import http_session
+
     session = http_session(account)
     try:
         client = GraphClient(account, TokenSource(account, state, session), session)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from keepwarm.cli.app import FORMATS, App, cli, pass_app
 from keepwarm.cli.people import _address, contact_json
 from keepwarm.cli.tables import table
-from keepwarm.daemon import project
-from keepwarm.store.status import StatusChange
+
+if TYPE_CHECKING:
+    from keepwarm.store.status import StatusChange
 
 
 @cli.command()
@@ -26,6 +28,8 @@ from keepwarm.store.status import StatusChange
 @pass_app
 def show(app: App, address: str, limit: int, fmt: str) -> None:
     """One contact: status and why, rhythm, warmth, status history and the latest touchpoints."""
+    from keepwarm.daemon import project
+
     wanted = _address(address)
     people = project.directory(app.store, app.config)
     key = people.key(wanted)

@@ -6,10 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -17,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from keepwarm.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0003"  # the newest revision in migrations/versions
 # Execution option read by the SQLite "begin" hook: writers take the write lock up front.
 IMMEDIATE = "keepwarm_immediate"
 # Any constant works; it only has to be the same for every keepwarm process sharing a database.
@@ -76,14 +73,19 @@ def create(url: str) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision, in one transaction."""
+    with engine.connect() as conn:
+        try:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError:
+            current = None
+    if current == HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util.exc import CommandError
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect() as conn:
-        # The usual case, checked without the write lock: `keepwarm status` need not queue
-        # behind a daemon's batch just to learn that there is nothing to migrate.
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
     with engine.connect() as conn:
         conn = conn.execution_options(**{IMMEDIATE: True})
         with conn.begin():
@@ -91,7 +93,10 @@ def migrate(engine: Engine) -> None:
                 # Daemons started together must not race to create the same tables.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            try:
+                command.upgrade(config, "head")
+            except CommandError as exc:
+                raise SQLAlchemyError(str(exc)) from exc
 
 
 def describe(exc: BaseException, url: str) -> str:

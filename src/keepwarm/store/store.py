@@ -9,7 +9,6 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,7 +62,7 @@ class Store:
         bound = engine.create(url)
         try:
             engine.migrate(bound)
-        except (SQLAlchemyError, CommandError, OSError) as exc:
+        except (SQLAlchemyError, OSError) as exc:
             bound.dispose()
             raise StoreError(engine.describe(exc, url)) from exc
         return cls(bound, url)
