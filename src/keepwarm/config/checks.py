@@ -20,9 +20,9 @@ from keepwarm.config.checks_cloud import (
     check_google,
     check_microsoft,
 )
-from keepwarm.config.checks_cloud import is_loopback as _is_loopback
 from keepwarm.config.problems import Problems, show
 from keepwarm.config.schema import ACCOUNT_KINDS, AccountConfig, Config, SmtpConfig
+from keepwarm.hosts import is_loopback
 
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAYS = {n: i for i, name in enumerate(_DAY_NAMES) for n in (name, name[:3])}
@@ -48,7 +48,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     host, _, port = text.strip().rpartition(":")
     if not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f'expected "host:port" like "127.0.0.1:9464", got {show(text)}')
-    if not _is_loopback(host):
+    if not is_loopback(host):
         why = "the endpoint has no authentication"
         raise ValueError(f"must be a loopback address like 127.0.0.1 ({why}), got {show(host)}")
     return host.strip("[]"), int(port)
@@ -127,7 +127,7 @@ def _check_account(account: AccountConfig, at: str, out: Problems) -> None:
         _plain_text(account.security, account.host, f"{at}.security", out)
         _check_imap(account, at, out)
     host = _host(account.url or "") if account.kind == "caldav" else None
-    if host and account.url and account.url[:7].lower() == "http://" and not _is_loopback(host):
+    if host and account.url and account.url[:7].lower() == "http://" and not is_loopback(host):
         # Basic auth over plain http hands the password to anyone on the path.
         message = f"plain http (unencrypted) is refused for non-loopback host {show(host)}"
         out.append((f"{at}.url", f"{message}: use https"))
@@ -206,7 +206,7 @@ def _one_source(section: AccountConfig | SmtpConfig, at: str, prefix: str, out: 
 
 
 def _plain_text(security: str, host: str | None, key: str, out: Problems) -> None:
-    if security == "none" and host and not _is_loopback(host):
+    if security == "none" and host and not is_loopback(host):
         out.append((key, f'"none" (unencrypted) is refused for non-loopback host {show(host)}'))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from urllib.parse import urlsplit
 
 from keepwarm.config.problems import Problems, show
 from keepwarm.config.schema import AccountConfig
+from keepwarm.hosts import is_loopback
 
 GOOGLE_CREDENTIALS = ("credentials_file", "client_secrets_file", "service_account_file")
 
@@ -15,15 +15,6 @@ GOOGLE_CREDENTIALS = ("credentials_file", "client_secrets_file", "service_accoun
 def _sources(account: AccountConfig, prefix: str) -> list[str]:
     names = (f"{prefix}_file", f"{prefix}_env", f"{prefix}_command")
     return [name for name in names if getattr(account, name) is not None]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an IP literal, maybe in brackets) is this machine."""
-    name = host.strip("[]").rstrip(".").lower()
-    try:
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def check_google(account: AccountConfig, at: str, out: Problems) -> None:

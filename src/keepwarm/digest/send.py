@@ -19,7 +19,6 @@ once with what to change.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import smtplib
 import ssl
 import time
@@ -31,6 +30,7 @@ import structlog
 from keepwarm.config.schema import SmtpConfig
 from keepwarm.config.secrets import read_secret
 from keepwarm.errors import KeepwarmError
+from keepwarm.hosts import is_loopback
 
 log = structlog.get_logger(__name__)
 
@@ -137,15 +137,6 @@ def deliver(
     )
     reply = retrying(once)
     return Delivery(reply=reply, attempts=attempts)
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses, where plain text never leaves the machine."""
-    name = host.strip("[]").rstrip(".").lower()
-    try:
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def tls_context(smtp: SmtpConfig) -> ssl.SSLContext:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import ipaddress
 import ssl
 from collections.abc import Iterator
 
@@ -23,6 +22,7 @@ from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import SourceProblem
 from keepwarm.connectors.imap.tokens import TokenProvider
 from keepwarm.errors import AuthError, TransientError
+from keepwarm.hosts import is_loopback
 
 CONNECT_TIMEOUT = 30.0  # at most: a shorter read timeout shortens it too
 # `connect()`'s default; the connector passes the account's `timeout` (60 s unless set).
@@ -97,7 +97,7 @@ def connect(
     or the password; it is called once per login, never stored. A server that sends nothing
     for `read_timeout` seconds in the middle of an answer is given up on (TransientError), and
     so is one that sends no greeting within that time (or CONNECT_TIMEOUT, if shorter)."""
-    if account.security == "none" and not _loopback(account.host or ""):
+    if account.security == "none" and not is_loopback(account.host or ""):
         raise SourceProblem(
             f"refusing plain-text IMAP to {account.host}", fix=_security_fix(account)
         )
@@ -224,11 +224,3 @@ def _security_fix(account: AccountConfig) -> str:
     return (
         f"check security ({account.security}) against port {port}: 993 is usually tls, 143 starttls"
     )
-
-
-def _loopback(host: str) -> bool:
-    name = host.strip("[]").rstrip(".").lower()
-    try:
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
