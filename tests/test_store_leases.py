@@ -174,7 +174,7 @@ def test_a_paused_worker_writes_nothing_once_its_lease_passed_on(store: Store) -
     assert store.account_states() == before  # no skip, filter count, error or last_sync moved
     assert store.identities() == frozenset()
     assert store.planned_meetings() == []
-    assert store.pending(10) == {"ann@example.org": 1}  # only w1's first, valid batch
+    assert store.pending.take(10) == {"ann@example.org": 1}  # only w1's first, valid batch
     with pytest.raises(LeaseLost):
         store.reset_cursor("home", lease=old, now=NOW + timedelta(seconds=5))
     assert store.cursor("home") == "c1"

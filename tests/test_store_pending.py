@@ -35,11 +35,11 @@ def states(store: Store) -> dict[str, object]:
 
 def test_an_append_marks_its_contacts_once_and_a_repeat_marks_nothing(store: Store) -> None:
     store.ingest("home", [email(1, "ann@x"), email(2, "bob@x")], [], [], None, now=NOW)
-    assert set(store.pending(10)) == {"ann@x", "bob@x"}
+    assert set(store.pending.take(10)) == {"ann@x", "bob@x"}
     project.catch_up(store, CONFIG)
-    assert store.pending_count() == 0
+    assert store.pending.count() == 0
     store.ingest("home", [email(1, "ann@x")], [], [], None, now=NOW)  # nothing new
-    assert store.pending_count() == 0
+    assert store.pending.count() == 0
 
 
 def test_a_crash_between_append_and_projection_is_repaired_by_the_next_catch_up(
@@ -60,10 +60,10 @@ def test_a_crash_between_append_and_projection_is_repaired_by_the_next_catch_up(
 
 def test_a_contact_marked_again_while_it_was_folded_stays_pending(store: Store) -> None:
     store.ingest("home", [email(1, "ann@x")], [], [], None, now=NOW)
-    seen = store.pending(10)
+    seen = store.pending.take(10)
     store.ingest("home", [email(2, "ann@x")], [], [], None, now=NOW)  # lands mid-fold
-    store.pending_done(seen)
-    assert set(store.pending(10)) == {"ann@x"}  # the newer mark survives the clear
+    store.pending.done(seen)
+    assert set(store.pending.take(10)) == {"ann@x"}  # the newer mark survives the clear
 
 
 def test_promoted_meetings_are_marked_too(store: Store) -> None:
@@ -79,9 +79,9 @@ def test_promoted_meetings_are_marked_too(store: Store) -> None:
         "test:evt1",
     )
     store.ingest("cal", [], [meeting], [], None, now=NOW)
-    assert store.pending_count() == 0
+    assert store.pending.count() == 0
     store.promote_planned(NOW + timedelta(days=2))
-    assert set(store.pending(10)) == {"dee@x"}
+    assert set(store.pending.take(10)) == {"dee@x"}
 
 
 def test_the_projection_lock_holds_across_stores(store_url: str) -> None:

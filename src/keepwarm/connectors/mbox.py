@@ -28,8 +28,8 @@ import structlog
 
 from keepwarm.config.schema import AccountConfig
 from keepwarm.connectors.base import ConnectorContext, SourceProblem, register
-from keepwarm.connectors.maildir import BATCH_SIZE, MAX_HEADER_BYTES, is_sent_folder
-from keepwarm.detect.headers import parse_headers
+from keepwarm.connectors.maildir import BATCH_SIZE, is_sent_folder
+from keepwarm.detect.headers import MAX_HEADER_BYTES, parse_headers
 from keepwarm.errors import CursorExpired, MalformedInput, TransientError
 from keepwarm.model import Batch, Skip
 

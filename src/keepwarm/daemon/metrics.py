@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from wsgiref.simple_server import WSGIServer
@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from keepwarm.config.checks import parse_listen
 from keepwarm.errors import ConfigError
+from keepwarm.store.accounts import AccountState
 
 log = structlog.get_logger(__name__)
 
@@ -130,6 +131,15 @@ class Metrics:
     def touchpoints_total(self, n: int) -> None:
         """The event log's size: the sum of the accounts' touchpoint counts (no log scan)."""
         self._touchpoints.set(n)
+
+    def seed(self, states: Iterable[AccountState], now: datetime) -> None:
+        """What the store already knows: each account's last good sync and the log's size."""
+        total = 0
+        for state in states:
+            total += state.touchpoints
+            if state.last_sync is not None:
+                self.account_lag(state.name, (now - state.last_sync).total_seconds())
+        self.touchpoints_total(total)
 
     def up(self) -> None:
         self._up.set(1)

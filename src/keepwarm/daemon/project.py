@@ -180,7 +180,7 @@ def catch_up(store: Store, config: Config) -> int:
     """
     total = 0
     with store.exclusive("projection"):
-        while seen := store.pending(PENDING_BATCH):
+        while seen := store.pending.take(PENDING_BATCH):
             total += update(store, config, seen)
-            store.pending_done(seen)
+            store.pending.done(seen)
     return total

@@ -9,7 +9,8 @@ connector and retries later with backoff, quietly: the account's regular polls r
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -86,3 +87,48 @@ class Watcher:
 def can_push(account: AccountConfig) -> bool:
     """Whether this account's kind has a push channel (checked without connecting)."""
     return account.kind == "imap" and account.idle
+
+
+class Watchers:
+    """The running watchers, one per account, and the news they reported since last asked."""
+
+    def __init__(
+        self,
+        context: Callable[[], ConnectorContext],
+        cursor: Callable[[str], str | None],
+        wake: Callable[[], None],
+    ) -> None:
+        self._context = context
+        self._cursor = cursor
+        self._wake = wake  # tells the loop to look now
+        self._running: dict[str, tuple[AccountConfig, Watcher]] = {}
+        self._lock = threading.Lock()
+        self._news: set[str] = set()
+
+    def keep(self, wanted: Mapping[str, AccountConfig]) -> None:
+        """Watch exactly these accounts; a changed account config restarts its watcher."""
+        for name, (account, watcher) in list(self._running.items()):
+            if wanted.get(name) != account:
+                watcher.stop()
+                del self._running[name]
+        for name, account in wanted.items():
+            if name not in self._running:
+                cursor = partial(self._cursor, name)
+                watcher = Watcher(account, self._context(), cursor, self._on_news)
+                self._running[name] = (account, watcher)
+                watcher.start()
+
+    def news(self) -> set[str]:
+        """Accounts with news since the last call."""
+        with self._lock:
+            news, self._news = self._news, set()
+        return news
+
+    def stop_all(self) -> None:
+        self.keep({})
+
+    def _on_news(self, name: str) -> None:
+        """From a watcher thread: new mail; the loop wakes the account on its next round."""
+        with self._lock:
+            self._news.add(name)
+        self._wake()

@@ -37,6 +37,24 @@ from keepwarm.store.leases import Lease
 log = structlog.get_logger(__name__)
 
 
+def caught_up(store: Store, accounts: Collection[str], since: datetime) -> bool:
+    """Every one of `accounts` polled since `since` (by whichever worker holds it; a failure
+    counts) and nothing left for the projection: what the digest waits for, so that a digest
+    sent on waking speaks of today and one worker's early send cannot stand for the team's."""
+    states = {s.name: s for s in store.account_states()}
+    for name in accounts:
+        state = states.get(name)
+        if state is None:
+            return False
+        synced = state.last_sync is not None and state.last_sync >= since
+        failed = state.error_kind is not None and (
+            state.last_attempt is not None and state.last_attempt >= since
+        )
+        if not (synced or failed):
+            return False
+    return store.pending.count() == 0
+
+
 def default_worker_id() -> str:
     """This process's worker id when `daemon.worker_id` is empty: `host:pid`."""
     return f"{socket.gethostname()}:{os.getpid()}"

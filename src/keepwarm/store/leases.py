@@ -23,8 +23,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,14 +33,13 @@ from sqlalchemy.orm import Session
 
 from keepwarm.errors import LeaseLost
 from keepwarm.store.schema import EPOCH, LEASES
-from keepwarm.store.sql import chunks, insert
+from keepwarm.store.sql import Transactions, chunks, insert
 
 # Presence rows share the table with account leases under this prefix. Account names are
 # plain text from the config; a control character never begins one.
 WORKER_KEY = "\x1fworker:"
 
 # One transaction of the store (`Store._session`): a reader's or a writer's.
-Transactions = Callable[[], AbstractContextManager[Session]]
 
 # The longest a lease transaction may sit idle between statements before PostgreSQL ends the
 # session: its statements run back to back, so only a stopped process comes near it.

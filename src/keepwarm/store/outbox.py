@@ -12,8 +12,6 @@ Exactly once per (recipient, period) rests on two statements that are atomic on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,12 +19,11 @@ from sqlalchemy import RowMapping, or_, select, update
 from sqlalchemy.orm import Session
 
 from keepwarm.store.schema import OUTBOX
-from keepwarm.store.sql import insert
+from keepwarm.store.sql import Transactions, insert
 
 PENDING, SENT, SKIPPED = "pending", "sent", "skipped"
 
 # One transaction of the store (`Store._session`): a reader's or a writer's.
-Transactions = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from keepwarm.store.schema import PENDING
-from keepwarm.store.sql import chunks, insert
+from keepwarm.store.sql import Transactions, chunks, insert
 
 
 def mark(s: Session, dialect: str, counterparts: Iterable[str]) -> None:
@@ -44,3 +44,25 @@ def clear(s: Session, seen: dict[str, int]) -> None:
 
 def count(s: Session) -> int:
     return int(s.execute(select(func.count()).select_from(PENDING)).scalar_one())
+
+
+class Pending:
+    """The list through the store's transactions, as `store.pending`."""
+
+    def __init__(self, read: Transactions, write: Transactions) -> None:
+        self._read = read
+        self._write = write
+
+    def take(self, limit: int) -> dict[str, int]:
+        """Contacts the projection has yet to recompute (up to `limit`), with their versions."""
+        with self._read() as s:
+            return take(s, limit)
+
+    def done(self, seen: dict[str, int]) -> None:
+        """The projection saved these contacts' states: clear the marks it saw."""
+        with self._write() as s:
+            clear(s, seen)
+
+    def count(self) -> int:
+        with self._read() as s:
+            return count(s)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+
+# A source of transactions (the store's read or write session factory), for the sub-APIs
+# (`store.outbox`, `store.leases`, `store.status`, `store.pending`).
+Transactions = Callable[[], AbstractContextManager[Session]]
 
 # Both dialects spell "INSERT ... ON CONFLICT" the same way; SQLAlchemy has one class for each.
 Insert = sqlite.Insert | postgresql.Insert

@@ -10,8 +10,7 @@ the Core statements, each run inside a session the caller owns, like `accounts.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -21,7 +20,7 @@ from sqlalchemy import BigInteger, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from keepwarm.store.schema import CONTACT_STATUS, STATUS_EVENTS, to_micros
-from keepwarm.store.sql import chunks, insert
+from keepwarm.store.sql import Transactions, chunks, insert
 
 if TYPE_CHECKING:
     from keepwarm.store.store import Store
@@ -64,9 +63,6 @@ class RecordedStatus:
 
     status: str
     since: datetime
-
-
-Transactions = Callable[[], AbstractContextManager[Session]]
 
 
 class StatusLog:

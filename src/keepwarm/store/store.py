@@ -55,6 +55,7 @@ class Store:
         self.outbox = outbox.Outbox(read, self._session, self._dialect)
         self.leases = leases.Leases(read, self._session, self._dialect)
         self.status = status.StatusLog(read, self._session, self._dialect)
+        self.pending = pending.Pending(read, self._session)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -145,20 +146,6 @@ class Store:
             new = log.promote(s, self._dialect, now)
             pending.mark(s, self._dialect, (t.counterpart for t in new))
             return new
-
-    def pending(self, limit: int) -> dict[str, int]:
-        """Contacts the projection has yet to recompute (up to `limit`), with their versions."""
-        with self._session(write=False) as s:
-            return pending.take(s, limit)
-
-    def pending_done(self, seen: dict[str, int]) -> None:
-        """The projection saved these contacts' states: clear the marks it saw."""
-        with self._session() as s:
-            pending.clear(s, seen)
-
-    def pending_count(self) -> int:
-        with self._session(write=False) as s:
-            return pending.count(s)
 
     def iter_touchpoints(
         self, counterparts: Collection[str] | None = None, *, batch_size: int = 10_000
